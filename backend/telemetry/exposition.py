@@ -1,0 +1,49 @@
+"""Rendering the registry for a scrape, and the answer when metrics are off.
+
+Scrapes are serialised: the OpenTelemetry Prometheus reader hands collected
+data to its registry collector through a queue, so two concurrent scrapes
+could each take the other's batch and one would come back empty.
+"""
+from __future__ import annotations
+
+import gzip
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Exposition:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+class ScrapeRenderer:
+    """Turns a ``CollectorRegistry`` into a response body, one scrape at a time."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self._lock = threading.Lock()
+
+    def render(self, accept: str | None = None, accept_encoding: str | None = None) -> Exposition:
+        encoder, content_type = choose_encoder(accept or "")
+        with self._lock:
+            body = encoder(self.registry)
+        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+        if accept_encoding and "gzip" in accept_encoding and len(body) >= GZIP_MIN_BYTES:
+            body = gzip.compress(body, compresslevel=5)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Vary", "Accept, Accept-Encoding"))
+        return Exposition(200, body, tuple(headers))
+
+
+def unavailable(reason: str) -> Exposition:
+    """503 with a plain-text reason: a scrape of a disabled module says why."""
+    body = f"# sublarr telemetry is not serving metrics: {reason}\n".encode()
+    return Exposition(503, body, (("Content-Type", TEXT_PLAIN), ("Cache-Control", "no-store")))

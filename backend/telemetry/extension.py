@@ -1,0 +1,193 @@
+"""Flask adoption: ``init_telemetry(app)`` or ``Telemetry().init_app(app)``.
+
+Importing this module needs only Flask. The OpenTelemetry SDK and
+prometheus_client are imported when an app is initialised, so a host whose
+telemetry packages are missing still starts, and its metrics path answers
+``503`` with the reason instead of failing silently.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import catalog, events
+from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+
+_log = logging.getLogger("telemetry")
+
+EXTENSION_KEY = "sublarr_telemetry"
+METRICS_ENDPOINT = "sublarr_telemetry_metrics"
+
+
+class TelemetryWarning(RuntimeWarning):
+    """Something about the telemetry set-up deserves attention but is not fatal."""
+
+
+class TelemetryConfigError(SettingsError):
+    """The app and the telemetry settings cannot work together."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)
+
+
+@dataclass
+class _Pipeline:
+    """The parts that need the OpenTelemetry SDK, built together."""
+
+    meter_provider: Any
+    registry: Any
+    renderer: Any
+    http: Any
+    subtitles: Any
+
+
+class Telemetry:
+    """The telemetry of one Flask app.
+
+    Dependencies are injected: ``settings`` (default: from the environment),
+    ``registry`` (default: a fresh ``CollectorRegistry``), ``resource`` and
+    ``providers`` (names the provider label accepts up front).
+    """
+
+    def __init__(self, app: "Flask | None" = None, *, settings: Settings | None = None,
+                 registry: Any = None, resource: Any = None, providers: tuple[str, ...] = ()):
+        self.settings = settings
+        self._registry = registry
+        self._resource = resource
+        self._providers = tuple(providers)
+        self.pipeline: _Pipeline | None = None
+        self.unavailable_reason: str | None = None
+        if app is not None:
+            self.init_app(app)
+
+    # adoption -----------------------------------------------------------
+    def init_app(self, app: "Flask") -> "Telemetry":
+        existing = app.extensions.get(EXTENSION_KEY)
+        if existing is not None:
+            warnings.warn(f"sublarr telemetry is already initialised on app {app.name!r}; "
+                          "the second call does nothing", TelemetryWarning, stacklevel=3)
+            return existing
+        settings = self.settings or Settings.from_env()
+        self.settings = settings
+        _check_path_is_free(app, settings.path)
+        app.extensions[EXTENSION_KEY] = self
+        if not settings.enabled:
+            self.unavailable_reason = "disabled by SUBLARR_METRICS_ENABLED"
+        else:
+            try:
+                self.pipeline = self._build_pipeline()
+            except ImportError as exc:
+                self.unavailable_reason = (f"a telemetry package is missing ({exc}); "
+                                           "install sublarr-telemetry with its dependencies")
+                _log.warning("sublarr telemetry is off: %s", self.unavailable_reason)
+        if self.pipeline is not None:
+            self._instrument(app)
+        if self.pipeline is None or settings.serve_metrics:
+            app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
+                             view_func=self._metrics_view, methods=["GET"])
+        return self
+
+    def _build_pipeline(self) -> _Pipeline:
+        from prometheus_client import CollectorRegistry
+
+        from .exposition import ScrapeRenderer
+        from .http_metrics import HttpMetrics
+        from .provider import build_meter_provider, build_prometheus_reader
+        from .subtitles import SubtitleMetrics
+
+        registry = self._registry if self._registry is not None else CollectorRegistry(auto_describe=False)
+        readers = []
+        if "prometheus" in self.settings.exporters:
+            readers.append(build_prometheus_reader(registry))
+        meter_provider = build_meter_provider(readers, self._resource)
+        meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
+        providers = self._providers or self.settings.providers
+        return _Pipeline(
+            meter_provider=meter_provider,
+            registry=registry,
+            renderer=ScrapeRenderer(registry),
+            http=HttpMetrics(meter),
+            subtitles=SubtitleMetrics(meter, providers),
+        )
+
+    def _instrument(self, app: "Flask") -> None:
+        from .http_metrics import HttpMetricsMiddleware, PathFilter
+
+        settings = self.settings
+        patterns = [settings.path, *settings.exclude_paths]
+        if settings.exclude_static and app.static_url_path:
+            patterns.append(app.static_url_path.rstrip("/") + "/*")
+        app.wsgi_app = HttpMetricsMiddleware(
+            app.wsgi_app, self.pipeline.http, PathFilter.from_patterns(patterns),
+            route_for_environ=lambda environ: _match_route(app, environ))
+        events.install(self.pipeline.subtitles)
+
+    # serving ------------------------------------------------------------
+    def render(self, accept: str | None = None, accept_encoding: str | None = None):
+        """The exposition for one scrape (status, body, headers)."""
+        from .exposition import unavailable
+
+        if self.pipeline is None:
+            return unavailable(self.unavailable_reason or "not initialised")
+        return self.pipeline.renderer.render(accept, accept_encoding)
+
+    def _metrics_view(self):
+        from flask import Response, request
+
+        exposition = self.render(request.headers.get("Accept"), request.headers.get("Accept-Encoding"))
+        return Response(exposition.body, status=exposition.status, headers=list(exposition.headers))
+
+    # lifecycle ----------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        return self.pipeline is not None
+
+    @property
+    def meter_provider(self):
+        return self.pipeline.meter_provider if self.pipeline else None
+
+    @property
+    def registry(self):
+        return self.pipeline.registry if self.pipeline else None
+
+    def shutdown(self) -> None:
+        """Flush and stop readers; events go nowhere afterwards."""
+        if self.pipeline is None:
+            return
+        if events.active_sink() is self.pipeline.subtitles:
+            events.install(None)
+        self.pipeline.meter_provider.shutdown()
+
+
+def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
+    """Adopt telemetry on ``app`` in one call; see :class:`Telemetry` for options."""
+    existing = app.extensions.get(EXTENSION_KEY)
+    if existing is not None:
+        warnings.warn(f"sublarr telemetry is already initialised on app {app.name!r}; "
+                      "the second call does nothing", TelemetryWarning, stacklevel=2)
+        return existing
+    return Telemetry(**kwargs).init_app(app)
+
+
+def _check_path_is_free(app: "Flask", path: str) -> None:
+    for rule in app.url_map.iter_rules():
+        if rule.rule == path:
+            raise TelemetryConfigError(
+                f"SUBLARR_METRICS_PATH={path!r} is already a route of the app "
+                f"(endpoint {rule.endpoint!r}); choose another path for metrics")
+
+
+def _match_route(app: "Flask", environ: dict) -> str:
+    """Route template for ``environ`` by matching the URL map (error path only)."""
+    from .catalog import UNMATCHED_ENDPOINT
+
+    try:
+        rule, _ = app.url_map.bind_to_environ(environ).match(return_rule=True)
+    except Exception:
+        return UNMATCHED_ENDPOINT
+    return rule.rule

@@ -1,0 +1,80 @@
+"""Meter provider set-up: resource, views from the catalog, Prometheus reader.
+
+Each :class:`~telemetry.Telemetry` gets its own provider and its own
+``CollectorRegistry`` (never the global ones), so two apps in one process, or
+two tests, never share series.
+
+``target_info``: the Prometheus reader is built with ``disable_target_info``.
+The resource (service.name, service.instance.id, ...) identifies the process
+on the OTLP path, where the collector turns it into ``job``/``instance``; on
+the direct path Prometheus itself adds ``job`` and ``instance``, and a
+``target_info`` family would only add a series no dashboard reads.
+Instrumentation-scope labels (``otel_scope_*``) are switched off for the same
+reason and because the contract forbids extra labels.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from prometheus_client import CollectorRegistry
+
+from . import catalog
+from .catalog import Family, Kind
+
+
+def build_resource(extra: dict[str, str] | None = None) -> Resource:
+    """Resource with ``service.name`` defaulting to ``sublarr``.
+
+    ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (read by the SDK's
+    detector) win over the default; ``extra`` wins over both.
+    """
+    detected = Resource.create()
+    defaults = Resource({SERVICE_NAME: catalog.SERVICE_NAME_DEFAULT,
+                         SERVICE_VERSION: catalog.VERSION})
+    resource = defaults.merge(detected)
+    if detected.attributes.get(SERVICE_NAME, "").startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: catalog.SERVICE_NAME_DEFAULT}))
+    if extra:
+        resource = resource.merge(Resource(extra))
+    return resource
+
+
+def view_for(family: Family) -> View:
+    """The view that fixes one family's name, label allow-list and buckets."""
+    aggregation = None
+    if family.kind is Kind.HISTOGRAM:
+        aggregation = ExplicitBucketHistogramAggregation(boundaries=family.buckets)
+    return View(
+        instrument_name=family.instrument_name,
+        meter_name=catalog.METER_NAME,
+        attribute_keys=set(family.label_keys),
+        aggregation=aggregation,
+    )
+
+
+def build_views(families: Iterable[Family] = catalog.FAMILIES) -> list[View]:
+    return [view_for(f) for f in families]
+
+
+def build_prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
+    return PrometheusMetricReader(
+        disable_target_info=True,
+        scope_info_enabled=False,
+        registry=registry,
+    )
+
+
+def build_meter_provider(
+    readers: Sequence[MetricReader],
+    resource: Resource | None = None,
+) -> MeterProvider:
+    return MeterProvider(
+        metric_readers=list(readers),
+        resource=resource or build_resource(),
+        views=build_views(),
+    )

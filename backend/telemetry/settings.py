@@ -1,0 +1,130 @@
+"""Settings read from the environment and validated once, at start-up.
+
+This module's own switches use ``SUBLARR_METRICS_*``; the service identity
+uses the standard ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (read by
+the SDK's resource detector) and the exporter choice ``OTEL_METRICS_EXPORTER``.
+An invalid value raises :class:`SettingsError` naming the variable and what it
+accepts: a typo in a monitoring switch should stop the start, not silently
+leave the app unobserved.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+DEFAULT_HEALTH_PATHS = (
+    "/health", "/healthz", "/livez", "/readyz", "/ready",
+    "/api/health", "/api/v1/health",
+)
+EXPORTERS = ("prometheus", "none")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value this module cannot use."""
+
+    def __init__(self, variable: str, value: str, accepted: str):
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"{variable}={value!r} is invalid: accepted values are {accepted}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the module does, decided before anything is instrumented."""
+
+    enabled: bool = True
+    path: str = "/metrics"
+    exclude_paths: tuple[str, ...] = DEFAULT_HEALTH_PATHS
+    exclude_static: bool = True
+    exporters: tuple[str, ...] = ("prometheus",)
+    providers: tuple[str, ...] = ()
+
+    @property
+    def serve_metrics(self) -> bool:
+        return self.enabled and "prometheus" in self.exporters
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            enabled=_bool(env, "SUBLARR_METRICS_ENABLED", True),
+            path=_path(env, "SUBLARR_METRICS_PATH", "/metrics"),
+            exclude_paths=_path_list(env, "SUBLARR_METRICS_EXCLUDE_PATHS", DEFAULT_HEALTH_PATHS),
+            exclude_static=_bool(env, "SUBLARR_METRICS_EXCLUDE_STATIC", True),
+            exporters=_exporters(env, "OTEL_METRICS_EXPORTER", ("prometheus",)),
+            providers=_name_list(env, "SUBLARR_METRICS_PROVIDERS"),
+        )
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    word = value.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(name, value, ", ".join(TRUE_WORDS + FALSE_WORDS))
+
+
+def _check_path(name: str, value: str, allow_prefix: bool = False) -> str:
+    body = value[:-1] if allow_prefix and value.endswith("*") else value
+    if not body.startswith("/") or any(c.isspace() for c in body) or "?" in body or "#" in body:
+        accepted = "a URL path starting with '/'"
+        if allow_prefix:
+            accepted = "comma-separated URL paths starting with '/', a trailing '*' marks a prefix"
+        raise SettingsError(name, value, accepted)
+    return value
+
+
+def _path(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _raw(env, name)
+    return default if value is None else _check_path(name, value)
+
+
+def _path_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = env.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() == "none":
+        return ()
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        _check_path(name, item, allow_prefix=True)
+    return tuple(items)
+
+
+def _name_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = _raw(env, name)
+    if value is None:
+        return ()
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _exporters(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    items = tuple(dict.fromkeys(item.strip().lower() for item in value.split(",") if item.strip()))
+    if not items or any(item not in EXPORTERS for item in items):
+        raise SettingsError(name, value, "a comma-separated list of " + ", ".join(EXPORTERS))
+    if "none" in items and len(items) > 1:
+        raise SettingsError(name, value, "'none' alone, or a comma-separated list of "
+                            + ", ".join(e for e in EXPORTERS if e != "none"))
+    return () if items == ("none",) else items
