@@ -113,9 +113,9 @@ SUBTITLE_FORMATS = frozenset({"ass", "ssa", "srt", "vtt", "sub", "idx", "sup", "
 PROVIDER_SEARCH_STATUSES = frozenset({"success", "failed", "circuit_open", "timeout", "no_results", OTHER})
 PROVIDER_LABEL_CAP = 64
 
-_method = Label("method", "standard HTTP methods, else _OTHER",
+_method = Label("method", "standard HTTP methods, else `_OTHER`",
                 values=HTTP_METHODS | {OTHER_METHOD}, fallback=OTHER_METHOD)
-_endpoint = Label("endpoint", "the app's route templates, or <unmatched>",
+_endpoint = Label("endpoint", "the app's route templates, or `<unmatched>`",
                   dynamic=True, fallback=UNMATCHED_ENDPOINT)
 _status = Label("status", "HTTP status code as a string", pattern=r"[1-5][0-9][0-9]")
 _operation = Label("operation", "select, insert, update, delete, other",

@@ -55,8 +55,10 @@ class Telemetry:
     """
 
     def __init__(self, app: "Flask | None" = None, *, settings: Settings | None = None,
-                 registry: Any = None, resource: Any = None, providers: tuple[str, ...] = ()):
+                 registry: Any = None, resource: Any = None, providers: tuple[str, ...] = (),
+                 clock: Any = None):
         self.settings = settings
+        self._clock = clock
         self._registry = registry
         self._resource = resource
         self._providers = tuple(providers)
@@ -124,7 +126,8 @@ class Telemetry:
             patterns.append(app.static_url_path.rstrip("/") + "/*")
         app.wsgi_app = HttpMetricsMiddleware(
             app.wsgi_app, self.pipeline.http, PathFilter.from_patterns(patterns),
-            route_for_environ=lambda environ: _match_route(app, environ))
+            route_for_environ=lambda environ: _match_route(app, environ),
+            **({"clock": self._clock} if self._clock is not None else {}))
         events.install(self.pipeline.subtitles)
 
     # serving ------------------------------------------------------------

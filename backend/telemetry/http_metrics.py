@@ -151,8 +151,9 @@ class HttpMetricsMiddleware:
     """WSGI middleware around ``app.wsgi_app`` feeding :class:`HttpMetrics`."""
 
     def __init__(self, wsgi_app: Callable, metrics: HttpMetrics, path_filter: PathFilter,
-                 route_for_environ: Callable[[dict], str]):
+                 route_for_environ: Callable[[dict], str], clock: Callable[[], float] = _perf_counter):
         self.wsgi_app = wsgi_app
+        self.clock = clock
         self.metrics = metrics
         self.path_filter = path_filter
         self.route_for_environ = route_for_environ
@@ -169,16 +170,17 @@ class HttpMetricsMiddleware:
                 seen.append(current_route())
             return start_response(status, headers, exc_info)
 
+        clock = self.clock
         metrics.started()
-        start = _perf_counter()
+        start = clock()
         try:
             result = self.wsgi_app(environ, recording_start_response)
         except BaseException:
-            seconds = _perf_counter() - start
+            seconds = clock() - start
             metrics.finished(normalize_method(environ.get("REQUEST_METHOD", "")),
                              self._route_after_error(environ), "500", seconds)
             raise
-        seconds = _perf_counter() - start
+        seconds = clock() - start
         if seen:
             status, endpoint = seen
         else:  # the app returned without starting a response (not valid WSGI)

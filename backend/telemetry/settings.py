@@ -106,7 +106,10 @@ def _path_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> t
         return ()
     items = [item.strip() for item in value.split(",") if item.strip()]
     for item in items:
-        _check_path(name, item, allow_prefix=True)
+        try:
+            _check_path(name, item, allow_prefix=True)
+        except SettingsError as exc:
+            raise SettingsError(name, value, f"{exc.accepted} (the entry {item!r} is not)") from None
     return tuple(items)
 
 

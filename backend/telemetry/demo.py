@@ -1,0 +1,106 @@
+"""``sublarr-telemetry demo``: the reference app, instrumented, under traffic.
+
+Embedded defaults only (SQLite in a temporary data directory, memory cache,
+memory queue), whatever ``SUBLARR_DATABASE_URL`` or ``SUBLARR_REDIS_URL`` say,
+so the demo runs from a fresh clone with nothing else installed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+_EMBEDDED_ONLY = ("SUBLARR_DATABASE_URL", "SUBLARR_REDIS_URL")
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
+             duration: float | None = None, seed: int | None = None, out=None) -> int:
+    out = out or sys.stdout
+    try:
+        from werkzeug.serving import make_server
+
+        from refapp.app import create_app
+        from refapp.config import Config
+        from refapp.traffic import TrafficGenerator
+    except ImportError as exc:
+        print(f"the demo needs the reference app and its extras ({exc}); "
+              "install with: pip install -e '.[refapp]'", file=sys.stderr)
+        return 2
+
+    env = {k: v for k, v in os.environ.items() if k not in _EMBEDDED_ONLY}
+    app = create_app(Config.from_env(env))
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc}; choose another --port", file=sys.stderr)
+        return 1
+    port = server.server_port
+    shown_host = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown_host = "127.0.0.1"
+    base_url = f"http://{shown_host}:{port}"
+    telemetry = app.extensions.get("sublarr_telemetry")
+    metrics_path = telemetry.settings.path if telemetry else "/metrics"
+    print(f"Sublarr reference app: {base_url}/api/v1/status", file=out)
+    print(f"Metrics:               {base_url}{metrics_path}", file=out)
+    print(f"Traffic: {rate:g} requests/s{'' if duration is None else f' for {duration:g}s'}; Ctrl-C stops.",
+          file=out, flush=True)
+
+    serving = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
+    serving.start()
+    stop = threading.Event()
+    generator = TrafficGenerator(base_url, rate=rate, seed=seed) if rate > 0 else None
+    traffic = None
+    if generator is not None:
+        traffic = threading.Thread(target=generator.run, kwargs={"stop_event": stop},
+                                   name="demo-traffic", daemon=True)
+        traffic.start()
+
+    _stop_on_sigterm()
+    started = time.monotonic()
+    interactive = out.isatty() if hasattr(out, "isatty") else False
+    last_line = 0.0
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            time.sleep(0.5)
+            now = time.monotonic()
+            if interactive or now - last_line >= 5:
+                last_line = now
+                line = _progress(now - started, generator)
+                print(("\r" + line) if interactive else line, end="" if interactive else "\n",
+                      file=out, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if traffic is not None:
+            traffic.join(timeout=5)
+        server.shutdown()
+        queue = getattr(app, "job_queue", None)
+        if queue is not None and hasattr(queue, "shutdown"):
+            queue.shutdown(wait=False)
+        if telemetry is not None:
+            telemetry.shutdown()
+    print(("\n" if interactive else "") + "demo stopped", file=out, flush=True)
+    return 0
+
+
+def _progress(elapsed: float, generator) -> str:
+    if generator is None:
+        return f"[demo] {elapsed:6.1f}s  serving, no generated traffic"
+    stats = generator.stats
+    by_class: dict[str, int] = {}
+    for status, count in stats.by_status.items():
+        key = f"{str(status)[0]}xx"
+        by_class[key] = by_class.get(key, 0) + count
+    classes = "  ".join(f"{k} {v}" for k, v in sorted(by_class.items()))
+    return f"[demo] {elapsed:6.1f}s  requests {stats.total}  {classes}  errors {stats.errors}"

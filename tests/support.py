@@ -1,0 +1,96 @@
+"""Helpers shared by the tests: scraping, parsing, real-tool discovery."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> None:
+    """A real component is missing: fail under CI, skip with the reason elsewhere."""
+    message = f"{what} (scripts/ensure-tools installs it; CI must have it)"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not on PATH")
+    return path
+
+
+def parse(text: str) -> dict:
+    """Families by name -> list of (sample name, labels dict, value)."""
+    out = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[family.name].append((sample.name, dict(sample.labels), sample.value))
+    return dict(out)
+
+
+def sample_value(text: str, name: str, labels: dict | None = None) -> float | None:
+    labels = labels or {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and dict(sample.labels) == labels:
+                return sample.value
+    return None
+
+
+def label_sets(text: str, sample_name: str) -> set[frozenset]:
+    sets = set()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == sample_name:
+                sets.add(frozenset(sample.labels.items()))
+    return sets
+
+
+def scrape(client, path: str = "/metrics") -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.data[:500]
+    return response.get_data(as_text=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class ScriptedClock:
+    """A perf_counter stand-in: each request lasts the next scripted duration."""
+
+    def __init__(self, durations):
+        self._durations = list(durations)
+        self._now = 1000.0
+        self._started = False
+
+    def __call__(self) -> float:
+        if self._started:
+            self._now += self._durations.pop(0)
+        self._started = not self._started
+        return self._now

@@ -1,0 +1,183 @@
+"""Automatic HTTP families: labels, exclusions, errors, bounded cardinality."""
+import random
+import string
+import sys
+import threading
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from conftest import build_app
+from support import label_sets, sample_value, scrape
+from telemetry import Settings, Telemetry
+
+REQUESTS = "sublarr_http_requests_total"
+COUNT = "sublarr_http_request_duration_seconds_count"
+IN_PROGRESS = "sublarr_http_requests_in_progress"
+
+
+def labels(method, endpoint, status):
+    return {"method": method, "endpoint": endpoint, "status": status}
+
+
+def test_route_template_not_raw_path(http_app):
+    app, _ = http_app
+    client = app.test_client()
+    for job_id in (1, 2, 3, 99):
+        assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+    text = scrape(client)
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 4
+    assert sample_value(text, COUNT, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 4
+    assert "/api/v1/jobs/1" not in text.replace("/api/v1/jobs/<int:job_id>", "")
+
+
+def test_status_codes_unmatched_and_other_method(http_app):
+    app, _ = http_app
+    client = app.test_client()
+    client.post("/api/v1/jobs")
+    client.get("/api/v1/missing/thing")           # a matched route that answers 404
+    client.get("/no/such/path")                   # no route at all
+    client.open("/api/v1/jobs/1", method="BREW")  # non-standard method
+    text = scrape(client)
+    assert sample_value(text, REQUESTS, labels("POST", "/api/v1/jobs", "201")) == 1
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/missing/<name>", "404")) == 1
+    assert sample_value(text, REQUESTS, labels("GET", "<unmatched>", "404")) == 1
+    assert sample_value(text, REQUESTS, labels("_OTHER", "<unmatched>", "405")) == 1
+    assert "BREW" not in text
+
+
+@pytest.mark.parametrize("propagate", [False, True])
+def test_unhandled_exception_counts_as_500(propagate):
+    app, telemetry = build_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = propagate
+    client = app.test_client()
+    if propagate:
+        with pytest.raises(RuntimeError):
+            client.get("/api/v1/boom")
+    else:
+        assert client.get("/api/v1/boom").status_code == 500
+    text = scrape(client)
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/boom", "500")) == 1
+    assert sample_value(text, COUNT, labels("GET", "/api/v1/boom", "500")) == 1
+    assert sample_value(text, IN_PROGRESS) == 0
+    telemetry.shutdown()
+
+
+def test_metrics_health_and_static_paths_are_not_measured(tmp_path):
+    (tmp_path / "app.css").write_text("body{}")
+    app = Flask("static_app", static_folder=str(tmp_path), static_url_path="/static")
+    app.add_url_rule("/api/v1/health", "health", lambda: {"status": "ok"})
+    app.add_url_rule("/api/v1/thing", "thing", lambda: "ok")
+    telemetry = Telemetry(settings=Settings()).init_app(app)
+    client = app.test_client()
+    assert client.get("/static/app.css").status_code == 200
+    assert client.get("/api/v1/health").status_code == 200
+    client.get("/api/v1/thing")
+    for _ in range(3):
+        scrape(client)
+    text = scrape(client)
+    endpoints = {dict(s)["endpoint"] for s in label_sets(text, REQUESTS)}
+    assert endpoints == {"/api/v1/thing"}
+    telemetry.shutdown()
+
+
+def test_excluded_paths_are_configurable():
+    app, telemetry = build_app(Settings(exclude_paths=("/api/v1/jobs/*",)))
+    client = app.test_client()
+    client.get("/api/v1/jobs/1")
+    client.get("/api/v1/health")  # no longer excluded
+    text = scrape(client)
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) is None
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/health", "200")) == 1
+    telemetry.shutdown()
+
+
+def test_random_unknown_paths_add_one_series(http_app):
+    app, _ = http_app
+    client = app.test_client()
+    client.get("/api/v1/jobs/1")
+    before = label_sets(scrape(client), REQUESTS)
+    rng = random.Random(7)
+    for _ in range(10_000):
+        path = "/" + "/".join("".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12)))
+                              for _ in range(rng.randint(1, 4)))
+        client.get(path)
+    text = scrape(client)
+    after = label_sets(text, REQUESTS)
+    assert after - before == {frozenset(labels("GET", "<unmatched>", "404").items())}
+    assert sample_value(text, REQUESTS, labels("GET", "<unmatched>", "404")) == 10_000
+    assert label_sets(text, COUNT) == after
+
+
+def test_scrape_is_never_in_progress_but_a_running_request_is():
+    app, telemetry = build_app()
+    entered, release = threading.Event(), threading.Event()
+
+    @app.get("/api/v1/slow")
+    def slow():
+        entered.set()
+        release.wait(10)
+        return "done"
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    import requests
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for _ in range(3):
+            text = requests.get(base + "/metrics", timeout=5).text
+            assert sample_value(text, IN_PROGRESS) == 0
+        slow_request = threading.Thread(target=requests.get, args=(base + "/api/v1/slow",), kwargs={"timeout": 10})
+        slow_request.start()
+        assert entered.wait(5)
+        text = requests.get(base + "/metrics", timeout=5).text
+        assert sample_value(text, IN_PROGRESS) == 1
+        release.set()
+        slow_request.join(5)
+        text = requests.get(base + "/metrics", timeout=5).text
+        assert sample_value(text, IN_PROGRESS) == 0
+        assert sample_value(text, REQUESTS, labels("GET", "/api/v1/slow", "200")) == 1
+    finally:
+        release.set()
+        server.shutdown()
+        telemetry.shutdown()
+
+
+def test_counts_are_exact_under_threads():
+    app, telemetry = build_app()
+    client_count, per_thread = 8, 300
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        def hammer():
+            client = app.test_client()
+            for i in range(per_thread):
+                client.get(f"/api/v1/jobs/{i}")
+        threads = [threading.Thread(target=hammer) for _ in range(client_count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    text = scrape(app.test_client())
+    expected = client_count * per_thread
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == expected
+    assert sample_value(text, COUNT, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == expected
+    assert sample_value(text, IN_PROGRESS) == 0
+    telemetry.shutdown()
+
+
+def test_buffer_is_bounded_without_scrapes():
+    app, telemetry = build_app()
+    http = telemetry.pipeline.http
+    http._buffer_limit = 50
+    client = app.test_client()
+    for i in range(500):
+        client.get(f"/api/v1/jobs/{i}")
+        assert len(http._pending) <= 51
+    text = scrape(client)
+    assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 500
+    telemetry.shutdown()

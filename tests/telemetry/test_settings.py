@@ -1,0 +1,129 @@
+"""Settings validation, disabled or missing telemetry, double initialisation."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from flask import Flask
+
+from support import REPO, sample_value, scrape
+from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, TelemetryWarning, init_telemetry
+
+
+@pytest.mark.parametrize("variable,value,accepted", [
+    ("SUBLARR_METRICS_ENABLED", "maybe", "true, yes, on"),
+    ("SUBLARR_METRICS_PATH", "metrics", "starting with '/'"),
+    ("SUBLARR_METRICS_EXCLUDE_PATHS", "/health,healthz", "trailing '*' marks a prefix"),
+    ("SUBLARR_METRICS_EXCLUDE_STATIC", "2", "false"),
+    ("OTEL_METRICS_EXPORTER", "prometheus,zipkin", "prometheus, none"),
+    ("OTEL_METRICS_EXPORTER", "none,prometheus", "'none' alone"),
+])
+def test_invalid_value_names_variable_and_accepted_values(variable, value, accepted):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    message = str(caught.value)
+    assert variable in message and repr(value) in message and accepted in message
+
+
+def test_valid_values_and_defaults():
+    assert Settings.from_env({}) == Settings()
+    s = Settings.from_env({
+        "SUBLARR_METRICS_ENABLED": "off", "SUBLARR_METRICS_PATH": "/internal/metrics",
+        "SUBLARR_METRICS_EXCLUDE_PATHS": "/ping, /assets/*", "OTEL_METRICS_EXPORTER": "none",
+        "SUBLARR_METRICS_PROVIDERS": "opensubtitles, podnapisi",
+    })
+    assert (s.enabled, s.path, s.exclude_paths, s.exporters, s.providers) == (
+        False, "/internal/metrics", ("/ping", "/assets/*"), (), ("opensubtitles", "podnapisi"))
+    assert Settings.from_env({"SUBLARR_METRICS_EXCLUDE_PATHS": "none"}).exclude_paths == ()
+
+
+def test_invalid_environment_fails_init_with_the_variable(monkeypatch):
+    monkeypatch.setenv("SUBLARR_METRICS_PATH", "no-slash")
+    with pytest.raises(SettingsError, match="SUBLARR_METRICS_PATH"):
+        init_telemetry(Flask("bad"))
+
+
+def test_metrics_path_setting_moves_the_endpoint(monkeypatch):
+    monkeypatch.setenv("SUBLARR_METRICS_PATH", "/internal/metrics")
+    app = Flask("moved")
+    app.get("/hello")(lambda: "hi")
+    telemetry = init_telemetry(app)
+    client = app.test_client()
+    client.get("/hello")
+    assert client.get("/metrics").status_code == 404
+    text = scrape(client, "/internal/metrics")
+    assert sample_value(text, "sublarr_http_requests_total",
+                        {"method": "GET", "endpoint": "/hello", "status": "200"}) == 1
+    telemetry.shutdown()
+
+
+def test_path_collision_is_a_clear_error():
+    app = Flask("collide")
+    app.get("/metrics")(lambda: "mine")
+    with pytest.raises(TelemetryConfigError, match="already a route"):
+        init_telemetry(app, settings=Settings())
+
+
+def test_disabled_app_serves_and_metrics_says_why():
+    app = Flask("disabled")
+    app.get("/hello")(lambda: "hi")
+    telemetry = init_telemetry(app, settings=Settings(enabled=False))
+    client = app.test_client()
+    assert client.get("/hello").data == b"hi"
+    response = client.get("/metrics")
+    assert response.status_code == 503
+    assert b"disabled by SUBLARR_METRICS_ENABLED" in response.data
+    assert not telemetry.enabled
+
+
+def test_second_init_warns_and_does_nothing():
+    app = Flask("twice")
+    app.get("/hello")(lambda: "hi")
+    first = init_telemetry(app, settings=Settings())
+    wrapped = app.wsgi_app
+    with pytest.warns(TelemetryWarning, match="already initialised"):
+        second = init_telemetry(app, settings=Settings())
+    with pytest.warns(TelemetryWarning, match="already initialised"):
+        Telemetry(settings=Settings()).init_app(app)
+    assert second is first and app.wsgi_app is wrapped
+    client = app.test_client()
+    client.get("/hello")
+    text = scrape(client)
+    assert sample_value(text, "sublarr_http_requests_total",
+                        {"method": "GET", "endpoint": "/hello", "status": "200"}) == 1
+    first.shutdown()
+
+
+def test_missing_packages_leave_app_serving():
+    """With the OpenTelemetry SDK unimportable, the app still serves and /metrics explains."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["opentelemetry"] = None  # makes `import opentelemetry...` raise ImportError
+        from flask import Flask
+        from telemetry import init_telemetry
+        app = Flask("host")
+        app.get("/hello")(lambda: "hi")
+        telemetry = init_telemetry(app)
+        client = app.test_client()
+        assert client.get("/hello").data == b"hi"
+        response = client.get("/metrics")
+        print(response.status_code)
+        print(response.get_data(as_text=True))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={"PYTHONPATH": str(REPO / "backend"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    status, body = result.stdout.split("\n", 1)
+    assert status == "503"
+    assert "a telemetry package is missing" in body and "opentelemetry" in body
+    assert "sublarr telemetry is off" in result.stderr
+
+
+def test_exporter_none_serves_no_metrics_path_but_app_runs():
+    app = Flask("noexport")
+    app.get("/hello")(lambda: "hi")
+    telemetry = init_telemetry(app, settings=Settings(exporters=()))
+    client = app.test_client()
+    assert client.get("/hello").data == b"hi"
+    assert client.get("/metrics").status_code == 404
+    telemetry.shutdown()
