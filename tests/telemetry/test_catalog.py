@@ -1,0 +1,118 @@
+"""The catalog satisfies CONTRACT.md and its own invariants."""
+import re
+
+import pytest
+from opentelemetry.metrics import Observation
+from prometheus_client import CollectorRegistry, generate_latest
+
+from support import SHARED, label_sets, missing, parse
+from telemetry import catalog
+from telemetry.catalog import Kind
+from telemetry.provider import build_meter_provider, build_prometheus_reader
+
+KINDS = {"C": Kind.COUNTER, "G": Kind.GAUGE, "H": Kind.HISTOGRAM}
+
+
+def contract_rows():
+    path = SHARED / "CONTRACT.md"
+    if not path.exists():
+        missing(f"{path} (the contract) is not beside the repository")
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"sublarr_[a-z_]+", cells[0]):
+            name, kind, labels, notes = cells
+            keys = () if labels.strip() == "(none)" else tuple(
+                k.strip() for k in re.sub(r"\(.*?\)", "", labels).split(",") if k.strip())
+            buckets = None
+            b = re.search(r"buckets ([0-9., ]+)", notes)
+            if b:
+                buckets = tuple(float(x) for x in b.group(1).replace(" ", "").strip(",").split(","))
+            rows.append((name, KINDS[kind], keys, buckets))
+    return rows
+
+
+def test_catalog_matches_contract():
+    rows = contract_rows()
+    assert len(rows) == len(set(r[0] for r in rows)) >= 29
+    contract_names = {name for name, *_ in rows}
+    for name, kind, keys, buckets in rows:
+        family = catalog.family(name)
+        assert family.kind is kind, name
+        assert family.label_keys == keys, name
+        if buckets is not None:
+            assert tuple(float(b) for b in family.buckets) == buckets, name
+    extra = {f.name for f in catalog.FAMILIES} - contract_names
+    # Families beyond the contract must be documented as such in the catalog.
+    assert all(catalog.family(n).group in ("jobs", "telemetry") for n in extra), extra
+
+
+def test_catalog_invariants():
+    names = [f.name for f in catalog.FAMILIES]
+    assert len(names) == len(set(names))
+    for f in catalog.FAMILIES:
+        assert re.fullmatch(r"sublarr_[a-z0-9_]+", f.name), f.name
+        assert f.description.strip(), f.name
+        assert (f.kind is Kind.COUNTER) == f.name.endswith("_total"), f.name
+        assert (f.kind is Kind.HISTOGRAM) == (f.buckets is not None), f.name
+        if f.buckets:
+            assert list(f.buckets) == sorted(set(f.buckets)), f.name
+        unit_suffix = {"s": "_seconds", "By": "_bytes", "%": "_percent"}.get(f.unit)
+        if unit_suffix:
+            assert f.name.endswith(unit_suffix), f"{f.name}: unit {f.unit} needs {unit_suffix}"
+        else:
+            assert f.unit == "", f"{f.name}: unit {f.unit!r} would add a suffix"
+        keys = f.label_keys
+        assert len(keys) == len(set(keys)), f.name
+        for label in f.labels:
+            bounds = [label.values is not None, label.pattern is not None, label.dynamic]
+            assert sum(bounds) == 1, f"{f.name}.{label.key} needs exactly one bound"
+
+
+def test_every_family_renders_with_contract_name_labels_and_buckets():
+    """Instruments built the catalog's way come out of the bridge under the contract names."""
+    registry = CollectorRegistry(auto_describe=False)
+    provider = build_meter_provider([build_prometheus_reader(registry)])
+    meter = provider.get_meter(catalog.METER_NAME)
+    for f in catalog.FAMILIES:
+        attrs = {key: "x" for key in f.label_keys}
+        attrs["unexpected"] = "dropped by the view"
+        if f.kind is Kind.HISTOGRAM:
+            meter.create_histogram(f.instrument_name, unit=f.unit).record(0.2, attrs)
+        elif f.kind is Kind.COUNTER:
+            meter.create_counter(f.instrument_name, unit=f.unit).add(1, attrs)
+        else:
+            meter.create_observable_gauge(f.instrument_name, unit=f.unit,
+                                          callbacks=[lambda o, a=attrs: [Observation(1, a)]])
+    text = generate_latest(registry).decode()
+    families = parse(text)
+    for f in catalog.FAMILIES:
+        base = f.name[: -len("_total")] if f.kind is Kind.COUNTER else f.name
+        assert base in families, f"{f.name} missing from:\n{text}"
+        assert f"# TYPE {f.name} {f.kind.value}\n" in text
+        for sample_name in f.sample_names():
+            sets = label_sets(text, sample_name)
+            assert sets, sample_name
+            for labels in sets:
+                keys = {k for k, _ in labels} - {"le"}
+                assert keys == set(f.label_keys), (sample_name, keys)
+        if f.buckets:
+            les = {dict(s)["le"] for s in label_sets(text, f.name + "_bucket")}
+            assert les == {str(b) for b in f.buckets} | {"+Inf"}
+    assert "otel_scope" not in text and "target_info" not in text
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("raw,expected", [("ASS", "ass"), ("srt", "srt"), ("docx", "other")])
+def test_bounded_closed_label(raw, expected):
+    from telemetry.bounds import BoundedValues
+    assert BoundedValues(catalog.family("sublarr_translation_total").label("format"))(raw) == expected
+
+
+def test_bounded_dynamic_label_caps_new_values():
+    from telemetry.bounds import BoundedValues
+    label = catalog.family("sublarr_provider_search_total").label("provider")
+    bound = BoundedValues(label, seed=["opensubtitles"])
+    seen = {bound(f"p{i}") for i in range(label.cap * 3)}
+    assert len(seen - {"other"}) == label.cap - 1  # the seed took one slot
+    assert bound("opensubtitles") == "opensubtitles" and "other" in seen
