@@ -1,12 +1,8 @@
 """Automatic HTTP metrics: a WSGI middleware with no SDK call per request.
 
-Why this shape: one OpenTelemetry SDK ``record`` costs several microseconds and
-contends on SDK locks under threads, while appending a tuple to a deque is
-atomic and nearly free. The request path therefore only notes
-``(method, endpoint, status, seconds)``; the notes are drained into the
-duration histogram and the request counts when a reader collects (inside the
-SDK's collect, before it reads its storages), or by the request that finds the
-buffer full, so memory stays bounded even when nobody scrapes.
+The request path only notes ``(method, endpoint, status, seconds)`` in a
+:class:`~telemetry.deferred.DeferredHistogram`, which feeds the duration
+histogram and the request counter when a reader collects.
 
 The route template is read in the ``start_response`` wrapper, while Flask's
 request context is still active; an unhandled exception that escapes Flask
@@ -17,13 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import catalog
 from .catalog import HTTP_METHODS, OTHER_METHOD, UNMATCHED_ENDPOINT
+from .deferred import DEFAULT_BUFFER_LIMIT, DeferredHistogram
 
 try:  # Flask keeps the active request context in this context variable.
     from flask.globals import _cv_request as _request_context_var
@@ -31,9 +27,6 @@ except ImportError:  # pragma: no cover - a Flask without it falls back to the p
     _request_context_var = None
 
 _perf_counter = time.perf_counter
-_Key = tuple[str, str, str]
-
-DEFAULT_BUFFER_LIMIT = 20_000
 
 
 def normalize_method(method: str) -> str:
@@ -74,26 +67,17 @@ class PathFilter:
 
 
 class HttpMetrics:
-    """Owns the three HTTP families and the buffer the middleware fills."""
+    """Owns the three HTTP families; the middleware reports to it."""
 
     def __init__(self, meter: Meter, buffer_limit: int = DEFAULT_BUFFER_LIMIT):
-        duration = catalog.family("sublarr_http_request_duration_seconds")
-        requests = catalog.family("sublarr_http_requests_total")
         in_progress = catalog.family("sublarr_http_requests_in_progress")
-        self._histogram = meter.create_histogram(
-            duration.instrument_name, unit=duration.unit, description=duration.description,
-            explicit_bucket_boundaries_advisory=list(duration.buckets))
-        meter.create_observable_counter(
-            requests.instrument_name, callbacks=[self._observe_requests],
-            unit=requests.unit, description=requests.description)
+        self.requests = DeferredHistogram(
+            meter, catalog.family("sublarr_http_request_duration_seconds"),
+            catalog.family("sublarr_http_requests_total"), buffer_limit)
         meter.create_observable_gauge(
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)
-        self._pending: deque[tuple[str, str, str, float]] = deque()
-        self._buffer_limit = buffer_limit
-        self._drain_lock = threading.Lock()
-        self._counts: dict[_Key, int] = {}
-        self._attributes: dict[_Key, dict[str, str]] = {}
+        self._note = self.requests.note
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 
@@ -105,39 +89,10 @@ class HttpMetrics:
     def finished(self, method: str, endpoint: str, status: str, seconds: float) -> None:
         with self._in_flight_lock:
             self._in_flight -= 1
-        pending = self._pending
-        pending.append((method, endpoint, status, seconds))
-        if len(pending) > self._buffer_limit:
-            self.drain(blocking=False)
+        self._note((method, endpoint, status), seconds)
 
-    # collection path ----------------------------------------------------
-    def drain(self, blocking: bool = True) -> None:
-        """Move noted requests into the histogram and the counts."""
-        if not self._drain_lock.acquire(blocking):
-            return
-        try:
-            pending, counts, attributes = self._pending, self._counts, self._attributes
-            record = self._histogram.record
-            while pending:
-                try:
-                    method, endpoint, status, seconds = pending.popleft()
-                except IndexError:  # another thread emptied it
-                    break
-                key = (method, endpoint, status)
-                attrs = attributes.get(key)
-                if attrs is None:
-                    attrs = attributes[key] = {"method": method, "endpoint": endpoint, "status": status}
-                record(seconds, attrs)
-                counts[key] = counts.get(key, 0) + 1
-        finally:
-            self._drain_lock.release()
-
-    def _observe_requests(self, options: CallbackOptions) -> Iterator[Observation]:
-        self.drain()
-        with self._drain_lock:
-            snapshot = list(self._counts.items())
-        attributes = self._attributes
-        return iter([Observation(count, attributes[key]) for key, count in snapshot])
+    def drain(self) -> None:
+        self.requests.drain()
 
     def _observe_in_progress(self, options: CallbackOptions) -> Iterator[Observation]:
         return iter([Observation(self._in_flight)])

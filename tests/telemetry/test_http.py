@@ -172,12 +172,12 @@ def test_counts_are_exact_under_threads():
 
 def test_buffer_is_bounded_without_scrapes():
     app, telemetry = build_app()
-    http = telemetry.pipeline.http
-    http._buffer_limit = 50
+    deferred = telemetry.pipeline.http.requests
+    deferred.buffer_limit = 50
     client = app.test_client()
     for i in range(500):
         client.get(f"/api/v1/jobs/{i}")
-        assert len(http._pending) <= 51
+        assert deferred.pending <= 51
     text = scrape(client)
     assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 500
     telemetry.shutdown()
