@@ -112,6 +112,7 @@ TRANSLATION_STATUSES = frozenset({"success", "failed", "skipped"})
 SUBTITLE_FORMATS = frozenset({"ass", "ssa", "srt", "vtt", "sub", "idx", "sup", "smi", "txt", OTHER})
 PROVIDER_SEARCH_STATUSES = frozenset({"success", "failed", "circuit_open", "timeout", "no_results", OTHER})
 PROVIDER_LABEL_CAP = 64
+SOURCES = frozenset({"pool", "database", "cache", "redis", "queue", "breakers", "process", "disk", "info"})
 
 _method = Label("method", "standard HTTP methods, else `_OTHER`",
                 values=HTTP_METHODS | {OTHER_METHOD}, fallback=OTHER_METHOD)
@@ -228,6 +229,13 @@ FAMILIES: tuple[Family, ...] = (
            "Static facts about this Sublarr process (value 1).", "process",
            (Label("version", "the running version", pattern=r"[0-9A-Za-z.+_-]+"),),
            source="constant"),
+    # Telemetry's own health (beyond the contract)
+    Family("sublarr_telemetry_source_up", Kind.GAUGE, "",
+           "1 when the state source answered its last read in time, else 0.", "telemetry",
+           (Label("source", "telemetry state sources", values=SOURCES),), source="callback layer"),
+    Family("sublarr_telemetry_source_errors_total", Kind.COUNTER, "",
+           "State source reads that failed or ran past their time budget.", "telemetry",
+           (Label("source", "telemetry state sources", values=SOURCES),), source="callback layer"),
 )
 
 _BY_NAME = {family.name: family for family in FAMILIES}

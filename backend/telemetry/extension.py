@@ -44,6 +44,8 @@ class _Pipeline:
     renderer: Any
     http: Any
     subtitles: Any
+    queries: Any
+    callbacks: Any
 
 
 class Telemetry:
@@ -56,9 +58,13 @@ class Telemetry:
 
     def __init__(self, app: "Flask | None" = None, *, settings: Settings | None = None,
                  registry: Any = None, resource: Any = None, providers: tuple[str, ...] = (),
-                 clock: Any = None):
+                 clock: Any = None, engine: Any = None, cache: Any = None, queue: Any = None,
+                 breakers: Any = None, version: str | None = None,
+                 count_queries: dict[str, str] | None = None):
         self.settings = settings
         self._clock = clock
+        self._targets = {"engine": engine, "cache": cache, "queue": queue, "breakers": breakers,
+                         "version": version, "count_queries": count_queries}
         self._registry = registry
         self._resource = resource
         self._providers = tuple(providers)
@@ -82,7 +88,7 @@ class Telemetry:
             self.unavailable_reason = "disabled by SUBLARR_METRICS_ENABLED"
         else:
             try:
-                self.pipeline = self._build_pipeline()
+                self.pipeline = self._build_pipeline(app)
             except ImportError as exc:
                 self.unavailable_reason = (f"a telemetry package is missing ({exc}); "
                                            "install sublarr-telemetry with its dependencies")
@@ -94,9 +100,12 @@ class Telemetry:
                              view_func=self._metrics_view, methods=["GET"])
         return self
 
-    def _build_pipeline(self) -> _Pipeline:
+    def _build_pipeline(self, app: "Flask") -> _Pipeline:
         from prometheus_client import CollectorRegistry
 
+        from . import discovery
+        from .callbacks import DEFAULT_COUNT_QUERIES, CallbackLayer, StateTargets
+        from .db_metrics import QueryMetrics
         from .exposition import ScrapeRenderer
         from .http_metrics import HttpMetrics
         from .provider import build_meter_provider, build_prometheus_reader
@@ -109,12 +118,28 @@ class Telemetry:
         meter_provider = build_meter_provider(readers, self._resource)
         meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
         providers = self._providers or self.settings.providers
+        given = self._targets
+        engine = discovery.engine_getter(app, given["engine"])
+        queries = QueryMetrics(meter)
+        targets = StateTargets(
+            engine=lambda: _instrumented(queries, engine()),
+            cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
+            queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
+            breakers=discovery.breakers_getter(app, given["breakers"]),
+            redis_url=self.settings.redis_url,
+            disk_paths=self.settings.disk_paths,
+            version=discovery.version_of(app, given["version"]),
+            count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
+        )
+        targets.engine()  # instrument now when the engine is already there
         return _Pipeline(
             meter_provider=meter_provider,
             registry=registry,
             renderer=ScrapeRenderer(registry),
             http=HttpMetrics(meter),
             subtitles=SubtitleMetrics(meter, providers),
+            queries=queries,
+            callbacks=CallbackLayer(meter, targets, budget=self.settings.source_timeout),
         )
 
     def _instrument(self, app: "Flask") -> None:
@@ -164,6 +189,8 @@ class Telemetry:
             return
         if events.active_sink() is self.pipeline.subtitles:
             events.install(None)
+        self.pipeline.queries.uninstrument()
+        self.pipeline.callbacks.close()
         self.pipeline.meter_provider.shutdown()
 
 
@@ -175,6 +202,13 @@ def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
                       "the second call does nothing", TelemetryWarning, stacklevel=2)
         return existing
     return Telemetry(**kwargs).init_app(app)
+
+
+def _instrumented(queries: Any, engine: Any) -> Any:
+    """Attach query listeners the first time an engine is seen (idempotent)."""
+    if engine is not None:
+        queries.instrument(engine)
+    return engine
 
 
 def _check_path_is_free(app: "Flask", path: str) -> None:

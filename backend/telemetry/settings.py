@@ -43,6 +43,9 @@ class Settings:
     exclude_static: bool = True
     exporters: tuple[str, ...] = ("prometheus",)
     providers: tuple[str, ...] = ()
+    redis_url: str | None = None
+    disk_paths: tuple[str, ...] = ()
+    source_timeout: float = 1.0
 
     @property
     def serve_metrics(self) -> bool:
@@ -61,6 +64,9 @@ class Settings:
             exclude_static=_bool(env, "SUBLARR_METRICS_EXCLUDE_STATIC", True),
             exporters=_exporters(env, "OTEL_METRICS_EXPORTER", ("prometheus",)),
             providers=_name_list(env, "SUBLARR_METRICS_PROVIDERS"),
+            redis_url=_raw(env, "SUBLARR_REDIS_URL"),
+            disk_paths=_name_list(env, "SUBLARR_METRICS_DISK_PATHS"),
+            source_timeout=_seconds(env, "SUBLARR_METRICS_SOURCE_TIMEOUT", 1.0, 0.05, 5.0),
         )
 
 
@@ -81,6 +87,19 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingsError(name, value, ", ".join(TRUE_WORDS + FALSE_WORDS))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not low <= seconds <= high:
+        raise SettingsError(name, value, f"a number of seconds from {low:g} to {high:g}")
+    return seconds
 
 
 def _check_path(name: str, value: str, allow_prefix: bool = False) -> str:

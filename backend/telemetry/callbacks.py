@@ -1,0 +1,222 @@
+"""The observable-callback layer: readings become observations.
+
+Every non-HTTP gauge (and the cache counters, which mirror the backend's own
+statistics) is an observable instrument whose callback asks one
+:class:`~telemetry.sources.Source` for its latest reading and maps it with a
+small pure function. The objects read (engine, cache, queue, breakers) are
+looked up through getters at collect time, so an app factory may attach them
+after adopting telemetry. A source that fails or is late loses only its own
+series; everything else in the scrape is unaffected.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from . import catalog
+from .catalog import Kind
+from .sources import Source, constant
+from .state import breakers as breaker_state
+from .state import cache as cache_state
+from .state import process as process_state
+from .state import queue as queue_state
+from .state import redis as redis_state
+
+_log = logging.getLogger("telemetry.callbacks")
+Getter = Callable[[], Any]
+Points = Iterable[tuple[float, dict[str, str]]]
+
+DEFAULT_COUNT_QUERIES = {
+    "sublarr_job_queue_size": "SELECT count(*) FROM translation_jobs WHERE status IN ('pending', 'queued')",
+    "sublarr_wanted_queue_size": "SELECT count(*) FROM wanted_items WHERE status = 'wanted'",
+}
+
+
+def _none() -> None:
+    return None
+
+
+@dataclass
+class StateTargets:
+    """Where the callback layer finds what it reads; every field is optional."""
+
+    engine: Getter = _none
+    cache: Getter = _none
+    queue: Getter = _none
+    breakers: Getter = _none
+    redis_url: str | None = None
+    rq_connection: Getter = _none
+    disk_paths: tuple[str, ...] = ()
+    version: str = "unknown"
+    count_queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_COUNT_QUERIES))
+
+
+class CallbackLayer:
+    def __init__(self, meter: Meter, targets: StateTargets, *, budget: float = 1.0,
+                 redis_timeout: float = 0.5):
+        self.targets = targets
+        self._probe_engines: dict[int, Any] = {}
+        self._redis_client = None
+        self._redis_timeout = redis_timeout
+        self._sampler = process_state.ProcessSampler()
+        self.sources: dict[str, Source] = {
+            "pool": Source("pool", self._read_pool, inline=True, stale_after=0.5),
+            "database": Source("database", self._read_database, budget=budget),
+            "cache": Source("cache", self._read_cache, budget=budget),
+            "redis": Source("redis", self._read_redis, budget=budget, stale_after=2.0),
+            "queue": Source("queue", self._read_queue, budget=budget),
+            "breakers": Source("breakers", self._read_breakers, inline=True, stale_after=0.5),
+            "process": Source("process", self._sampler.read, inline=True),
+            "disk": Source("disk", lambda: process_state.read_disks(targets.disk_paths), budget=budget),
+            "info": constant("info", targets.version),
+        }
+        self._emitters: dict[str, tuple[str, Callable[[Any], Points]]] = {
+            "sublarr_db_pool_size": ("pool", lambda r: [(r.size, {})]),
+            "sublarr_db_pool_checked_out": ("pool", lambda r: [(r.checked_out, {})]),
+            "sublarr_db_pool_overflow": ("pool", lambda r: [(r.overflow, {})]),
+            "sublarr_db_backend_info": ("database", lambda r: [(1, {"dialect": r.dialect})]),
+            "sublarr_database_size_bytes": ("database", lambda r: [] if r.size_bytes is None else [(r.size_bytes, {})]),
+            "sublarr_job_queue_size": ("database", partial(_count, "sublarr_job_queue_size")),
+            "sublarr_wanted_queue_size": ("database", partial(_count, "sublarr_wanted_queue_size")),
+            "sublarr_cache_hits_total": ("cache", lambda r: [(r.hits, {"backend": r.backend})]),
+            "sublarr_cache_misses_total": ("cache", lambda r: [(r.misses, {"backend": r.backend})]),
+            "sublarr_cache_size": ("cache", lambda r: [] if r.size is None else [(r.size, {"backend": r.backend})]),
+            "sublarr_redis_memory_used_bytes": ("redis", lambda r: [] if r.used_memory is None else [(r.used_memory, {})]),
+            "sublarr_queue_size": ("queue", lambda r: [(r.queued, {"backend": r.backend})]),
+            "sublarr_queue_active_jobs": ("queue", lambda r: [(r.active, {"backend": r.backend})]),
+            "sublarr_queue_failed_jobs": ("queue", lambda r: [(r.failed, {"backend": r.backend})]),
+            "sublarr_circuit_breaker_state": ("breakers", lambda rs: [(b.state, {"provider": b.provider}) for b in rs]),
+            "sublarr_cpu_usage_percent": ("process", lambda r: [(r.cpu_percent, {})]),
+            "sublarr_memory_usage_bytes": ("process", lambda r: [(r.rss_bytes, {})]),
+            "sublarr_disk_usage_percent": ("disk", lambda rs: [(d.used_percent, {"mount": d.path}) for d in rs]),
+            "sublarr_info": ("info", lambda version: [(1, {"version": version})]),
+        }
+        for name in self._emitters:
+            self._register(meter, catalog.family(name), partial(self._observe, name))
+        self._register(meter, catalog.family("sublarr_redis_connected"), self._observe_redis_connected)
+        self._register(meter, catalog.family("sublarr_telemetry_source_up"), self._observe_source_up)
+        self._register(meter, catalog.family("sublarr_telemetry_source_errors_total"), self._observe_source_errors)
+
+    @staticmethod
+    def _register(meter: Meter, family: catalog.Family, callback) -> None:
+        create = meter.create_observable_counter if family.kind is Kind.COUNTER else meter.create_observable_gauge
+        create(family.instrument_name, callbacks=[callback], unit=family.unit, description=family.description)
+
+    # observation --------------------------------------------------------
+    def _observe(self, family_name: str, options: CallbackOptions) -> list[Observation]:
+        source_name, emit = self._emitters[family_name]
+        source = self.sources[source_name]
+        reading = source.get()
+        if reading is None:
+            return []
+        try:
+            return [Observation(value, attrs) for value, attrs in emit(reading)]
+        except Exception as exc:  # noqa: BLE001 - a bad reading loses only this family
+            source.report(f"{family_name}: {type(exc).__name__}: {exc}")
+            return []
+
+    def _observe_redis_connected(self, options: CallbackOptions) -> list[Observation]:
+        if not self.targets.redis_url:
+            return []
+        reading = self.sources["redis"].get()
+        return [Observation(1 if reading is not None and reading.connected else 0)]
+
+    def _observe_source_up(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(1 if s.health.up else 0, {"source": name})
+                for name, s in self.sources.items() if self._configured(name)]
+
+    def _observe_source_errors(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(s.health.errors, {"source": name})
+                for name, s in self.sources.items() if self._configured(name)]
+
+    def _configured(self, name: str) -> bool:
+        """Sources without a target (no Redis URL, no queue) have no self-metrics either."""
+        t = self.targets
+        if name in ("pool", "database"):
+            return t.engine() is not None
+        if name in ("cache", "queue", "breakers"):
+            return getattr(t, name)() is not None
+        if name == "redis":
+            return bool(t.redis_url)
+        if name == "disk":
+            return bool(t.disk_paths)
+        return True
+
+    # reading ------------------------------------------------------------
+    def _read_pool(self):
+        engine = self.targets.engine()
+        if engine is None:
+            return None
+        from .state import database as db_state  # SQLAlchemy only when there is an engine
+        return db_state.read_pool(engine)
+
+    def _read_database(self):
+        engine = self.targets.engine()
+        if engine is None:
+            return None
+        from .state import database as db_state
+        probe = self._probe_engines.get(id(engine))
+        if probe is None:
+            probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
+        reading = db_state.read_database(engine, probe, dict(self.targets.count_queries))
+        for problem in reading.errors:
+            self.sources["database"].report(problem)
+        return reading
+
+    def _read_cache(self):
+        cache = self.targets.cache()
+        return None if cache is None else cache_state.read_cache(cache)
+
+    def _read_redis(self):
+        if not self.targets.redis_url:
+            return None
+        if self._redis_client is None:
+            self._redis_client = redis_state.probe_client(self.targets.redis_url, self._redis_timeout)
+        return redis_state.read_redis(self._redis_client)
+
+    def _read_queue(self):
+        job_queue = self.targets.queue()
+        if job_queue is None:
+            return None
+        if queue_state.queue_backend(job_queue) == "rq":
+            name = _rq_queue_name(job_queue)
+            connection = self.targets.rq_connection() or self._rq_probe_connection()
+            return queue_state.read_rq(name, connection)
+        return queue_state.read_memory_queue(job_queue)
+
+    def _rq_probe_connection(self):
+        if not self.targets.redis_url:
+            raise RuntimeError("an RQ queue needs a Redis URL for its counts (SUBLARR_REDIS_URL)")
+        if self._redis_client is None:
+            self._redis_client = redis_state.probe_client(self.targets.redis_url, self._redis_timeout)
+        return self._redis_client
+
+    def _read_breakers(self):
+        mapping = self.targets.breakers()
+        return None if mapping is None else breaker_state.read_breakers(mapping)
+
+    def close(self) -> None:
+        for probe in self._probe_engines.values():
+            probe.dispose()
+        self._probe_engines.clear()
+        if self._redis_client is not None:
+            self._redis_client.close()
+
+
+def _count(name: str, reading) -> Points:
+    value = reading.counts.get(name)
+    return [] if value is None else [(value, {})]
+
+
+def _rq_queue_name(job_queue: Any) -> str:
+    info = job_queue.get_backend_info()
+    for key in ("queue", "queue_name", "name"):
+        if info.get(key):
+            return str(info[key])
+    queue = getattr(job_queue, "queue", None)
+    return getattr(queue, "name", "default")

@@ -1,0 +1,75 @@
+"""This process's CPU and memory, and disk usage of configured paths."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProcessReading:
+    cpu_percent: float
+    rss_bytes: int
+
+
+@dataclass(frozen=True)
+class DiskReading:
+    path: str
+    used_percent: float
+
+
+class ProcessSampler:
+    """CPU use of this process between readings, in percent of one core.
+
+    The first reading covers the time since the process started (not 0, and
+    not host-wide): it is the process's average so far.
+    """
+
+    def __init__(self, clock=time.monotonic, cpu_clock=time.process_time):
+        self._clock, self._cpu_clock = clock, cpu_clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, float] | None = None
+        self._pid = os.getpid()
+        try:
+            import psutil
+            self._process = psutil.Process()
+            self._started_wall = self._process.create_time()
+        except Exception:  # psutil missing or restricted: fall back to /proc
+            self._process = None
+            self._started_wall = None
+
+    def _since_start(self) -> float:
+        if self._started_wall is None:
+            return 0.0
+        return max(time.time() - self._started_wall, 1e-6)
+
+    def read(self) -> ProcessReading:
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's baseline is not ours
+                self.__init__(self._clock, self._cpu_clock)
+            now, cpu = self._clock(), self._cpu_clock()
+            if self._last is None:
+                elapsed = self._since_start() or 1e-6
+                used = cpu
+            else:
+                elapsed, used = now - self._last[0], cpu - self._last[1]
+            self._last = (now, cpu)
+        percent = 100.0 * used / elapsed if elapsed > 0 else 0.0
+        return ProcessReading(cpu_percent=max(percent, 0.0), rss_bytes=self._rss())
+
+    def _rss(self) -> int:
+        if self._process is not None:
+            return int(self._process.memory_info().rss)
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def read_disks(paths: Iterable[str]) -> tuple[DiskReading, ...]:
+    readings = []
+    for path in paths:
+        usage = shutil.disk_usage(path)
+        readings.append(DiskReading(path, 100.0 * usage.used / usage.total if usage.total else 0.0))
+    return tuple(readings)
