@@ -6,3 +6,6 @@ BACKEND = Path(__file__).resolve().parent.parent / "backend"
 if str(BACKEND) not in sys.path:
     sys.path.insert(0, str(BACKEND))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Real Redis/PostgreSQL fixtures: redis_server, redis_url, postgres_server, postgres_url.
+pytest_plugins = ["server_fixtures"]

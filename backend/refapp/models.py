@@ -1,0 +1,123 @@
+"""Database tables and engine setup (plain SQLAlchemy 2.x, as Sublarr uses).
+
+Only the three tables the API touches. The engine is tuned per backend: SQLite
+gets WAL and a busy timeout so request threads and queue workers can write the
+same file; PostgreSQL gets a bounded QueuePool with pre-ping so dropped
+connections are noticed before a request uses them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import QueuePool
+
+JOB_STATUSES = ("pending", "running", "success", "failed", "skipped")
+WANTED_STATUSES = ("wanted", "found")
+SUBTITLE_FORMATS = ("ass", "srt", "vtt", "ssa")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    def as_dict(self) -> dict[str, Any]:
+        """Column values as JSON-friendly types (datetimes as ISO strings)."""
+        out = {}
+        for column in self.__table__.columns:
+            value = getattr(self, column.key)
+            if isinstance(value, datetime):
+                # SQLite hands back naive datetimes; they were stored as UTC.
+                value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+            out[column.key] = value
+        return out
+
+
+class TranslationJob(Base):
+    __tablename__ = "translation_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_path: Mapped[str] = mapped_column(String(1024))
+    source_lang: Mapped[str] = mapped_column(String(16))
+    target_lang: Mapped[str] = mapped_column(String(16))
+    fmt: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WantedItem(Base):
+    __tablename__ = "wanted_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="wanted")
+
+
+class Translation(Base):
+    __tablename__ = "translations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("translation_jobs.id"), index=True)
+    fmt: Mapped[str] = mapped_column(String(8))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Point plain PostgreSQL URLs at psycopg 3, the driver the image ships."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL) -> Engine:
+    """Create the engine for ``url`` (SQLite file or PostgreSQL)."""
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return create_engine(
+            parsed, poolclass=QueuePool, pool_size=5, max_overflow=5, pool_pre_ping=True
+        )
+    if backend == "sqlite":
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers proceed while a queue worker writes; the busy timeout
+    # makes concurrent writers wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables (idempotent).
+
+    On PostgreSQL an advisory lock serialises this, because several gunicorn
+    workers start at once and would otherwise race to CREATE the same table.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(5172023)"))
+        Base.metadata.create_all(conn)

@@ -1,0 +1,69 @@
+"""Fixtures for the reference app on SQLite and the in-memory backends."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from refapp.app import create_app
+from refapp.config import Config
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Config without environment input: SQLite in tmp_path, no sleeps, no failures."""
+
+    def make(**overrides) -> Config:
+        values = {
+            "database_url": f"sqlite:///{tmp_path / 'refapp.db'}",
+            "data_dir": str(tmp_path),
+            "latency_scale": 0.0,
+            "failure_rate": 0.0,
+            "seed": 1,
+        }
+        values.update(overrides)
+        return Config.from_env(env={}, **values)
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_config):
+    apps = []
+
+    def make(**overrides):
+        app = create_app(make_config(**overrides), telemetry=False)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.job_queue.shutdown(wait=True)
+        app.db_engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until():
+    return _wait_until
