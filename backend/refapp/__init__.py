@@ -7,7 +7,9 @@ demonstrated and tested against something realistic without Sublarr itself.
 """
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from refapp.app import create_app
 from refapp.config import Config
 
-__all__ = ["Config", "create_app"]
+__all__ = ["Config", "__version__", "create_app"]

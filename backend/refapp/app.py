@@ -10,6 +10,7 @@ import logging
 from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from refapp import __version__ as refapp_version
 from refapp.cache import make_cache
 from refapp.config import Config
 from refapp.jobqueue import make_queue
@@ -62,4 +63,6 @@ def _adopt_telemetry(app: Flask) -> None:
     except ImportError as exc:
         log.warning("telemetry not available (%s); running without metrics", exc)
         return
-    init_telemetry(app)
+    config = app.refapp_config
+    init_telemetry(app, providers=config.providers, redis_url=config.redis_url,
+                   disk_paths=(config.data_dir,), version=refapp_version)

@@ -38,6 +38,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
 
     env = {k: v for k, v in os.environ.items() if k not in _EMBEDDED_ONLY}
     app = create_app(Config.from_env(env))
+    app.logger.addFilter(_hide_deliberate_errors)
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
@@ -92,6 +93,11 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
             telemetry.shutdown()
     print(("\n" if interactive else "") + "demo stopped", file=out, flush=True)
     return 0
+
+
+def _hide_deliberate_errors(record) -> bool:
+    """The traffic mix calls an error route on purpose; its tracebacks are noise here."""
+    return "/debug/error" not in record.getMessage()
 
 
 def _progress(elapsed: float, generator) -> str:

@@ -60,11 +60,13 @@ class Telemetry:
                  registry: Any = None, resource: Any = None, providers: tuple[str, ...] = (),
                  clock: Any = None, engine: Any = None, cache: Any = None, queue: Any = None,
                  breakers: Any = None, version: str | None = None,
-                 count_queries: dict[str, str] | None = None):
+                 count_queries: dict[str, str] | None = None, redis_url: str | None = None,
+                 disk_paths: tuple[str, ...] | None = None):
         self.settings = settings
         self._clock = clock
         self._targets = {"engine": engine, "cache": cache, "queue": queue, "breakers": breakers,
-                         "version": version, "count_queries": count_queries}
+                         "version": version, "count_queries": count_queries,
+                         "redis_url": redis_url, "disk_paths": disk_paths}
         self._registry = registry
         self._resource = resource
         self._providers = tuple(providers)
@@ -126,8 +128,8 @@ class Telemetry:
             cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
             queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
             breakers=discovery.breakers_getter(app, given["breakers"]),
-            redis_url=self.settings.redis_url,
-            disk_paths=self.settings.disk_paths,
+            redis_url=given["redis_url"] or self.settings.redis_url,
+            disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths),
             version=discovery.version_of(app, given["version"]),
             count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
         )
