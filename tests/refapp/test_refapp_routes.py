@@ -174,15 +174,19 @@ def test_app_runs_when_telemetry_cannot_be_imported(make_config, monkeypatch, ca
         app.db_engine.dispose()
 
 
-def test_telemetry_is_adopted_after_components_exist(make_config, monkeypatch):
-    seen = []
-    fake = types.ModuleType("telemetry")
-    fake.init_telemetry = lambda app: seen.append((app, app.job_queue, app.cache_backend))
-    monkeypatch.setitem(sys.modules, "telemetry", fake)
+def test_telemetry_is_adopted_and_sees_every_component(make_config):
     app = create_app(make_config(), telemetry=True)
     try:
-        assert seen == [(app, app.job_queue, app.cache_backend)]
+        client = app.test_client()
+        client.get("/api/v1/series/1")
+        text = client.get("/metrics").get_data(as_text=True)
+        for series in ('sublarr_cache_misses_total{backend="memory"} 1.0',
+                       'sublarr_queue_size{backend="memory"}',
+                       'sublarr_db_backend_info{dialect="sqlite"} 1.0',
+                       'sublarr_circuit_breaker_state{provider="opensubtitles"} 0.0'):
+            assert series in text
     finally:
+        app.extensions["sublarr_telemetry"].shutdown()
         app.job_queue.shutdown()
         app.db_engine.dispose()
 
