@@ -61,6 +61,7 @@ class CallbackLayer:
                  redis_timeout: float = 0.5):
         self.targets = targets
         self._probe_engines: dict[int, Any] = {}
+        self._queue_kinds: dict[int, queue_state.QueueKind] = {}
         self._redis_client = None
         self._redis_timeout = redis_timeout
         self._sampler = process_state.ProcessSampler()
@@ -183,10 +184,12 @@ class CallbackLayer:
         job_queue = self.targets.queue()
         if job_queue is None:
             return None
-        if queue_state.queue_backend(job_queue) == "rq":
-            name = _rq_queue_name(job_queue)
+        kind = self._queue_kinds.get(id(job_queue))
+        if kind is None:
+            kind = self._queue_kinds[id(job_queue)] = queue_state.describe_queue(job_queue)
+        if kind.backend == "rq":
             connection = self.targets.rq_connection() or self._rq_probe_connection()
-            return queue_state.read_rq(name, connection)
+            return queue_state.read_rq(kind.rq_name, connection)
         return queue_state.read_memory_queue(job_queue)
 
     def _rq_probe_connection(self):
@@ -211,12 +214,3 @@ class CallbackLayer:
 def _count(name: str, reading) -> Points:
     value = reading.counts.get(name)
     return [] if value is None else [(value, {})]
-
-
-def _rq_queue_name(job_queue: Any) -> str:
-    info = job_queue.get_backend_info()
-    for key in ("queue", "queue_name", "name"):
-        if info.get(key):
-            return str(info[key])
-    queue = getattr(job_queue, "queue", None)
-    return getattr(queue, "name", "default")
