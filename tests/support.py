@@ -94,3 +94,42 @@ class ScriptedClock:
             self._now += self._durations.pop(0)
         self._started = not self._started
         return self._now
+
+
+def catalog_label_problems(text: str, dynamic: dict[str, set[str]] | None = None) -> list[str]:
+    """Every sublarr_* sample checked against the catalog: family, label keys, label values.
+
+    ``dynamic`` gives the run-time sets of dynamic labels (endpoint -> route
+    templates, provider -> configured names, mount -> configured paths).
+    """
+    from telemetry import catalog
+    from telemetry.catalog import Kind
+
+    dynamic = dynamic or {}
+    problems = []
+    by_sample = {}
+    for family in catalog.FAMILIES:
+        for sample_name in family.sample_names():
+            by_sample[sample_name] = family
+    for parsed in text_string_to_metric_families(text):
+        for sample in parsed.samples:
+            if not sample.name.startswith("sublarr_"):
+                continue
+            family = by_sample.get(sample.name)
+            if family is None:
+                problems.append(f"{sample.name}: not in the catalog")
+                continue
+            labels = dict(sample.labels)
+            if family.kind is Kind.HISTOGRAM and sample.name.endswith("_bucket"):
+                labels.pop("le", None)
+            if set(labels) != set(family.label_keys):
+                problems.append(f"{sample.name}: labels {sorted(labels)} != {sorted(family.label_keys)}")
+                continue
+            for key, value in labels.items():
+                label = family.label(key)
+                allowed = label.allows(value)
+                if label.dynamic and key in dynamic:
+                    allowed = value in dynamic[key] or value == label.fallback
+                if not allowed:
+                    problems.append(f"{sample.name}: {key}={value!r} outside '{label.bound}'")
+    return problems
