@@ -97,8 +97,13 @@ class CallbackLayer:
             "sublarr_disk_usage_percent": ("disk", lambda rs: [(d.used_percent, {"mount": d.path}) for d in rs]),
             "sublarr_info": ("info", lambda version: [(1, {"version": version})]),
         }
+        first = True
         for name in self._emitters:
-            self._register(meter, catalog.family(name), partial(self._observe, name))
+            callback = partial(self._observe, name)
+            if first:  # the first callback of every collect starts all due reads at once
+                callback = partial(self._observe_after_kick, name)
+                first = False
+            self._register(meter, catalog.family(name), callback)
         self._register(meter, catalog.family("sublarr_redis_connected"), self._observe_redis_connected)
         self._register(meter, catalog.family("sublarr_telemetry_source_up"), self._observe_source_up)
         self._register(meter, catalog.family("sublarr_telemetry_source_errors_total"), self._observe_source_errors)
@@ -109,6 +114,11 @@ class CallbackLayer:
         create(family.instrument_name, callbacks=[callback], unit=family.unit, description=family.description)
 
     # observation --------------------------------------------------------
+    def _kick_all(self) -> None:
+        for name, source in self.sources.items():
+            if self._configured(name):
+                source.kick()
+
     def _observe(self, family_name: str, options: CallbackOptions) -> list[Observation]:
         source_name, emit = self._emitters[family_name]
         source = self.sources[source_name]
@@ -121,11 +131,17 @@ class CallbackLayer:
             source.report(f"{family_name}: {type(exc).__name__}: {exc}")
             return []
 
+    def _observe_after_kick(self, family_name: str, options: CallbackOptions) -> list[Observation]:
+        self._kick_all()
+        return self._observe(family_name, options)
+
     def _observe_redis_connected(self, options: CallbackOptions) -> list[Observation]:
         if not self.targets.redis_url:
             return []
-        reading = self.sources["redis"].get()
-        return [Observation(1 if reading is not None and reading.connected else 0)]
+        source = self.sources["redis"]
+        reading = source.get()
+        # A stale reading still feeds the memory gauge, never the connection state.
+        return [Observation(1 if reading is not None and reading.connected and source.health.up else 0)]
 
     def _observe_source_up(self, options: CallbackOptions) -> list[Observation]:
         return [Observation(1 if s.health.up else 0, {"source": name})

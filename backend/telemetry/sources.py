@@ -56,38 +56,56 @@ class Source(Generic[T]):
         self.health = SourceHealth()
 
     # public -------------------------------------------------------------
+    def kick(self) -> None:
+        """Start a refresh in the background if one is due; never waits.
+
+        Kicking every source at the start of a collect lets slow sources
+        overlap, so a scrape waits about one budget, not one per source.
+        """
+        if self.inline:
+            return
+        with self._lock:
+            self._after_fork()
+            if self._fresh(self._clock()) or self._inflight is not None:
+                return
+            done = self._start_locked()
+        self._launch(done)
+
     def get(self) -> T | None:
         """A reading no older than ``max_age`` if one can be had within ``budget``."""
         now = self._clock()
         with self._lock:
             self._after_fork()
-            if self._checked_at is not None and now - self._checked_at < self.max_age:
+            if self._fresh(now):
                 return self._usable(now)
             done = self._inflight
-            start = done is None
-            if start:
-                done = self._inflight = threading.Event()
-                self._inflight_since = now
-            elif now - self._inflight_since >= self.budget:
-                hung = True  # already late once: do not make this scrape wait again
-            else:
-                hung = False
-        if not start and hung:
-            self._failed(f"no answer within {self.budget:g}s", timed_out=True)
-            with self._lock:
-                return self._usable(now)
-        if start:
-            if self.inline:
-                self._refresh(done)
-            else:
-                threading.Thread(target=self._refresh, args=(done,), name=f"telemetry-{self.name}",
-                                 daemon=True).start()
-        if not done.wait(self.budget):
+            started_here = done is None
+            if started_here:
+                done = self._start_locked()
+            remaining = self.budget - (now - self._inflight_since)
+        if started_here:
+            self._launch(done)
+        if remaining <= 0 or not done.wait(remaining):
             self._failed(f"no answer within {self.budget:g}s", timed_out=True)
         with self._lock:
             return self._usable(self._clock())
 
     # internals ----------------------------------------------------------
+    def _fresh(self, now: float) -> bool:
+        return self._checked_at is not None and now - self._checked_at < self.max_age
+
+    def _start_locked(self) -> threading.Event:
+        done = self._inflight = threading.Event()
+        self._inflight_since = self._clock()
+        return done
+
+    def _launch(self, done: threading.Event) -> None:
+        if self.inline:
+            self._refresh(done)
+        else:
+            threading.Thread(target=self._refresh, args=(done,), name=f"telemetry-{self.name}",
+                             daemon=True).start()
+
     def _usable(self, now: float) -> T | None:
         if self._value_at is None or now - self._value_at > self.stale_after:
             return None
