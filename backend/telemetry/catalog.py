@@ -5,9 +5,12 @@ the dashboards' validity tests are all derived from :data:`FAMILIES`, so a name,
 a label key or a bucket boundary cannot drift in one place only. The table
 mirrors ``CONTRACT.md``; changing it is changing the public contract.
 
-Names are the Prometheus family names users query. Counters carry ``_total``
-here (as they are queried); :attr:`Family.instrument_name` strips it because
-the OpenTelemetry Prometheus bridge appends it once. Bucket bounds keep the
+Names are the Prometheus family names users query, and the instruments carry
+exactly these names, ``_total`` included: the Python Prometheus bridge does not
+add ``_total`` twice, and the collector's Prometheus exporter (suffixes off)
+then passes OTLP names through unchanged, so both paths agree by
+construction. Units are set on instruments for OTLP consumers; the names
+already end with the unit word, so no bridge appends it again. Bucket bounds keep the
 contract's spelling: integral bounds are ints so they render as ``le="1"``,
 the same text the collector's Go exporter produces.
 """
@@ -76,9 +79,7 @@ class Family:
 
     @property
     def instrument_name(self) -> str:
-        """Name given to the OpenTelemetry instrument (the bridge adds ``_total``)."""
-        if self.kind is Kind.COUNTER and self.name.endswith("_total"):
-            return self.name[: -len("_total")]
+        """Name given to the OpenTelemetry instrument: the Prometheus name itself."""
         return self.name
 
     @property
