@@ -113,6 +113,9 @@ TRANSLATION_STATUSES = frozenset({"success", "failed", "skipped"})
 SUBTITLE_FORMATS = frozenset({"ass", "ssa", "srt", "vtt", "sub", "idx", "sup", "smi", "txt", OTHER})
 PROVIDER_SEARCH_STATUSES = frozenset({"success", "failed", "circuit_open", "timeout", "no_results", OTHER})
 PROVIDER_LABEL_CAP = 64
+QUEUE_LABEL_CAP = 16
+FUNCTION_LABEL_CAP = 32
+JOB_STATUSES = frozenset({"finished", "failed", "stopped", "canceled", OTHER})
 SOURCES = frozenset({"pool", "database", "cache", "redis", "queue", "breakers", "process", "disk", "info"})
 
 _method = Label("method", "standard HTTP methods, else `_OTHER`",
@@ -129,9 +132,17 @@ _provider = Label("provider", f"configured provider names (at most {PROVIDER_LAB
 _format = Label("format", "known subtitle formats, else other",
                 values=SUBTITLE_FORMATS, fallback=OTHER)
 
+_queue = Label("queue", f"RQ queue names (at most {QUEUE_LABEL_CAP}, else other)",
+               dynamic=True, cap=QUEUE_LABEL_CAP, fallback=OTHER)
+_function = Label("function", "registered job functions (SUBLARR_METRICS_JOB_FUNCTIONS), else other; "
+                  f"unregistered: the first {FUNCTION_LABEL_CAP} seen",
+                  dynamic=True, cap=FUNCTION_LABEL_CAP, fallback=OTHER)
+_job_status = Label("status", "finished, failed, stopped, canceled, other", values=JOB_STATUSES, fallback=OTHER)
+
 HTTP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DB_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 TRANSLATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600)
+JOB_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 FAMILIES: tuple[Family, ...] = (
     # HTTP
@@ -230,6 +241,13 @@ FAMILIES: tuple[Family, ...] = (
            "Static facts about this Sublarr process (value 1).", "process",
            (Label("version", "the running version", pattern=r"[0-9A-Za-z.+_-]+"),),
            source="constant"),
+    # Background jobs (beyond the contract; recorded by the RQ worker integration)
+    Family("sublarr_job_duration_seconds", Kind.HISTOGRAM, "s",
+           "Time a background job took, by queue, function and final status.", "jobs",
+           (_queue, _function, _job_status), JOB_BUCKETS, source="telemetry.rq worker"),
+    Family("sublarr_jobs_total", Kind.COUNTER, "",
+           "Background jobs finished, by queue, function and final status.", "jobs",
+           (_queue, _function, _job_status), source="telemetry.rq worker"),
     # Telemetry's own health (beyond the contract)
     Family("sublarr_telemetry_source_up", Kind.GAUGE, "",
            "1 when the state source answered its last read in time, else 0.", "telemetry",

@@ -70,6 +70,18 @@ class DeferredHistogram:
         finally:
             self._drain_lock.release()
 
+    def take_pending(self) -> list[tuple[tuple[str, ...], float]]:
+        """Remove and return the raw notes (a work-horse hands them to its worker)."""
+        taken = []
+        while True:
+            try:
+                taken.append(self._pending.popleft())
+            except IndexError:
+                return taken
+
+    def discard_pending(self) -> None:
+        self._pending.clear()
+
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import catalog, events
@@ -35,19 +36,6 @@ class TelemetryConfigError(SettingsError):
         ValueError.__init__(self, message)
 
 
-@dataclass
-class _Pipeline:
-    """The parts that need the OpenTelemetry SDK, built together."""
-
-    meter_provider: Any
-    registry: Any
-    renderer: Any
-    http: Any
-    subtitles: Any
-    queries: Any
-    callbacks: Any
-
-
 class Telemetry:
     """The telemetry of one Flask app.
 
@@ -70,7 +58,9 @@ class Telemetry:
         self._registry = registry
         self._resource = resource
         self._providers = tuple(providers)
-        self.pipeline: _Pipeline | None = None
+        self.pipeline = None
+        self._middleware = None
+        self._app_ref = None
         self.unavailable_reason: str | None = None
         if app is not None:
             self.init_app(app)
@@ -88,6 +78,8 @@ class Telemetry:
         app.extensions[EXTENSION_KEY] = self
         if not settings.enabled:
             self.unavailable_reason = "disabled by SUBLARR_METRICS_ENABLED"
+        elif not settings.exporters:
+            self.unavailable_reason = "no exporter (OTEL_METRICS_EXPORTER=none)"
         else:
             try:
                 self.pipeline = self._build_pipeline(app)
@@ -97,52 +89,34 @@ class Telemetry:
                 _log.warning("sublarr telemetry is off: %s", self.unavailable_reason)
         if self.pipeline is not None:
             self._instrument(app)
-        if self.pipeline is None or settings.serve_metrics:
-            app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
-                             view_func=self._metrics_view, methods=["GET"])
+        if self.pipeline is not None and not settings.serve_metrics:
+            self.unavailable_reason = ("metrics are pushed over OTLP, not served here "
+                                       f"(OTEL_METRICS_EXPORTER={','.join(settings.exporters) or 'none'})")
+        app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
+                         view_func=self._metrics_view, methods=["GET"])
         return self
 
-    def _build_pipeline(self, app: "Flask") -> _Pipeline:
-        from prometheus_client import CollectorRegistry
-
+    def _build_pipeline(self, app: "Flask"):
         from . import discovery
-        from .callbacks import DEFAULT_COUNT_QUERIES, CallbackLayer, StateTargets
-        from .db_metrics import QueryMetrics
-        from .exposition import ScrapeRenderer
-        from .http_metrics import HttpMetrics
-        from .provider import build_meter_provider, build_prometheus_reader
-        from .subtitles import SubtitleMetrics
+        from .callbacks import DEFAULT_COUNT_QUERIES, StateTargets
+        from .pipeline import build_pipeline
 
-        registry = self._registry if self._registry is not None else CollectorRegistry(auto_describe=False)
-        readers = []
-        if "prometheus" in self.settings.exporters:
-            readers.append(build_prometheus_reader(registry))
-        meter_provider = build_meter_provider(readers, self._resource)
-        meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
-        providers = self._providers or self.settings.providers
         given = self._targets
         engine = discovery.engine_getter(app, given["engine"])
-        queries = QueryMetrics(meter)
-        targets = StateTargets(
-            engine=lambda: _instrumented(queries, engine()),
-            cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
-            queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
-            breakers=discovery.breakers_getter(app, given["breakers"]),
-            redis_url=given["redis_url"] or self.settings.redis_url,
-            disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths),
-            version=discovery.version_of(app, given["version"]),
-            count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
-        )
-        targets.engine()  # instrument now when the engine is already there
-        return _Pipeline(
-            meter_provider=meter_provider,
-            registry=registry,
-            renderer=ScrapeRenderer(registry),
-            http=HttpMetrics(meter),
-            subtitles=SubtitleMetrics(meter, providers),
-            queries=queries,
-            callbacks=CallbackLayer(meter, targets, budget=self.settings.source_timeout),
-        )
+
+        def targets_for(queries):
+            return StateTargets(
+                engine=lambda: _instrumented(queries, engine()),
+                cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
+                queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
+                breakers=discovery.breakers_getter(app, given["breakers"]),
+                redis_url=given["redis_url"] or self.settings.redis_url,
+                disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths),
+                version=discovery.version_of(app, given["version"]),
+                count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
+            )
+        return build_pipeline(self.settings, targets_for, registry=self._registry,
+                              resource=self._resource, providers=self._providers)
 
     def _instrument(self, app: "Flask") -> None:
         from .http_metrics import HttpMetricsMiddleware, PathFilter
@@ -151,18 +125,50 @@ class Telemetry:
         patterns = [settings.path, *settings.exclude_paths]
         if settings.exclude_static and app.static_url_path:
             patterns.append(app.static_url_path.rstrip("/") + "/*")
-        app.wsgi_app = HttpMetricsMiddleware(
+        self._middleware = HttpMetricsMiddleware(
             app.wsgi_app, self.pipeline.http, PathFilter.from_patterns(patterns),
             route_for_environ=lambda environ: _match_route(app, environ),
             **({"clock": self._clock} if self._clock is not None else {}))
+        app.wsgi_app = self._middleware
         events.install(self.pipeline.subtitles)
+        self._app_ref = weakref.ref(app)
+        _after_fork_rebuild(self)
+
+    def _rebuild_after_fork(self) -> None:
+        """In a forked child (gunicorn --preload): a pipeline of its own.
+
+        The parent's readers never export from here (see
+        :class:`~telemetry.export.ProcessLocalReader`); the child gets a new
+        provider, a new ``service.instance.id`` and empty recorders, so nothing
+        the parent recorded is counted twice.
+        """
+        old, app = self.pipeline, self._app_ref()
+        if old is None or app is None or old.owner_pid == os.getpid():
+            return
+        try:
+            new = self._build_pipeline(app)
+        except Exception:  # never break the child; it keeps serving without metrics
+            _log.exception("sublarr telemetry: rebuilding after fork failed; metrics are off in pid %s",
+                           os.getpid())
+            self.pipeline, self.unavailable_reason = None, "rebuilding after fork failed"
+            self._middleware.metrics = _NoHttpMetrics()
+            return
+        self.pipeline = new
+        self._middleware.metrics = new.http
+        if events.active_sink() is old.subtitles:
+            events.install(new.subtitles)
+        old.queries.uninstrument()
+        try:
+            old.meter_provider.shutdown()
+        except Exception:  # the parent's provider is dead weight here; never fatal
+            pass
 
     # serving ------------------------------------------------------------
     def render(self, accept: str | None = None, accept_encoding: str | None = None):
         """The exposition for one scrape (status, body, headers)."""
         from .exposition import unavailable
 
-        if self.pipeline is None:
+        if self.pipeline is None or not self.settings.serve_metrics:
             return unavailable(self.unavailable_reason or "not initialised")
         return self.pipeline.renderer.render(accept, accept_encoding)
 
@@ -187,13 +193,8 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop readers; events go nowhere afterwards."""
-        if self.pipeline is None:
-            return
-        if events.active_sink() is self.pipeline.subtitles:
-            events.install(None)
-        self.pipeline.queries.uninstrument()
-        self.pipeline.callbacks.close()
-        self.pipeline.meter_provider.shutdown()
+        if self.pipeline is not None:
+            self.pipeline.shutdown()
 
 
 def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
@@ -204,6 +205,29 @@ def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
                       "the second call does nothing", TelemetryWarning, stacklevel=2)
         return existing
     return Telemetry(**kwargs).init_app(app)
+
+
+class _NoHttpMetrics:
+    """Stands in for the HTTP recorder when a child could not build its pipeline."""
+
+    def started(self) -> None:
+        pass
+
+    def finished(self, *args) -> None:
+        pass
+
+
+def _after_fork_rebuild(telemetry: "Telemetry") -> None:
+    """Register the child-side rebuild without keeping ``telemetry`` alive."""
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.ref(telemetry)
+
+    def rebuild():
+        instance = ref()
+        if instance is not None:
+            instance._rebuild_after_fork()
+    os.register_at_fork(after_in_child=rebuild)
 
 
 def _instrumented(queries: Any, engine: Any) -> Any:

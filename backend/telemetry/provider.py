@@ -27,20 +27,19 @@ from . import catalog
 from .catalog import Family, Kind
 
 
-def build_resource(extra: dict[str, str] | None = None) -> Resource:
+def build_resource(defaults: dict[str, str] | None = None) -> Resource:
     """Resource with ``service.name`` defaulting to ``sublarr``.
 
     ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (read by the SDK's
-    detector) win over the default; ``extra`` wins over both.
+    detector) win over the built-in defaults and over ``defaults`` (such as a
+    generated ``service.instance.id``).
     """
     detected = Resource.create()
-    defaults = Resource({SERVICE_NAME: catalog.SERVICE_NAME_DEFAULT,
-                         SERVICE_VERSION: catalog.VERSION})
-    resource = defaults.merge(detected)
+    base = Resource({SERVICE_NAME: catalog.SERVICE_NAME_DEFAULT, SERVICE_VERSION: catalog.VERSION,
+                     **(defaults or {})})
+    resource = base.merge(detected)
     if detected.attributes.get(SERVICE_NAME, "").startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: catalog.SERVICE_NAME_DEFAULT}))
-    if extra:
-        resource = resource.merge(Resource(extra))
     return resource
 
 

@@ -20,7 +20,8 @@ DEFAULT_HEALTH_PATHS = (
     "/health", "/healthz", "/livez", "/readyz", "/ready",
     "/api/health", "/api/v1/health",
 )
-EXPORTERS = ("prometheus", "none")
+EXPORTERS = ("prometheus", "otlp", "none")
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 
 class SettingsError(ValueError):
@@ -46,6 +47,9 @@ class Settings:
     redis_url: str | None = None
     disk_paths: tuple[str, ...] = ()
     source_timeout: float = 1.0
+    otlp_protocol: str = "http/protobuf"
+    export_interval_ms: float | None = None
+    job_functions: tuple[str, ...] = ()
 
     @property
     def serve_metrics(self) -> bool:
@@ -67,7 +71,14 @@ class Settings:
             redis_url=_raw(env, "SUBLARR_REDIS_URL"),
             disk_paths=_name_list(env, "SUBLARR_METRICS_DISK_PATHS"),
             source_timeout=_seconds(env, "SUBLARR_METRICS_SOURCE_TIMEOUT", 1.0, 0.05, 5.0),
+            otlp_protocol=_otlp_protocol(env),
+            export_interval_ms=_seconds(env, "OTEL_METRIC_EXPORT_INTERVAL", None, 1, 3_600_000),
+            job_functions=_name_list(env, "SUBLARR_METRICS_JOB_FUNCTIONS"),
         )
+
+    @property
+    def push(self) -> bool:
+        return self.enabled and "otlp" in self.exporters
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -89,17 +100,29 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(name, value, ", ".join(TRUE_WORDS + FALSE_WORDS))
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default, low: float, high: float):
+    """A number within [low, high] (seconds, or milliseconds for OTEL_* intervals)."""
     value = _raw(env, name)
     if value is None:
         return default
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
-        seconds = float("nan")
-    if not low <= seconds <= high:
-        raise SettingsError(name, value, f"a number of seconds from {low:g} to {high:g}")
-    return seconds
+        number = float("nan")
+    if not low <= number <= high:
+        unit = "milliseconds" if name.startswith("OTEL_") else "seconds"
+        raise SettingsError(name, value, f"a number of {unit} from {low:g} to {high:g}")
+    return number
+
+
+def _otlp_protocol(env: Mapping[str, str]) -> str:
+    for name in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = _raw(env, name)
+        if value is not None:
+            if value not in OTLP_PROTOCOLS:
+                raise SettingsError(name, value, ", ".join(OTLP_PROTOCOLS))
+            return value
+    return "http/protobuf"
 
 
 def _check_path(name: str, value: str, allow_prefix: bool = False) -> str:

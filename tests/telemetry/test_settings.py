@@ -15,7 +15,10 @@ from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, 
     ("SUBLARR_METRICS_PATH", "metrics", "starting with '/'"),
     ("SUBLARR_METRICS_EXCLUDE_PATHS", "/health,healthz", "trailing '*' marks a prefix"),
     ("SUBLARR_METRICS_EXCLUDE_STATIC", "2", "false"),
-    ("OTEL_METRICS_EXPORTER", "prometheus,zipkin", "prometheus, none"),
+    ("OTEL_METRICS_EXPORTER", "prometheus,zipkin", "prometheus, otlp, none"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/protobuf, grpc"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "0", "milliseconds"),
+    ("SUBLARR_METRICS_SOURCE_TIMEOUT", "60", "seconds from 0.05 to 5"),
     ("OTEL_METRICS_EXPORTER", "none,prometheus", "'none' alone"),
 ])
 def test_invalid_value_names_variable_and_accepted_values(variable, value, accepted):
@@ -119,11 +122,15 @@ def test_missing_packages_leave_app_serving():
     assert "sublarr telemetry is off" in result.stderr
 
 
-def test_exporter_none_serves_no_metrics_path_but_app_runs():
+@pytest.mark.parametrize("exporters", [(), ("otlp",)])
+def test_without_prometheus_export_the_metrics_path_says_why(exporters, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: pushes fail quietly
     app = Flask("noexport")
     app.get("/hello")(lambda: "hi")
-    telemetry = init_telemetry(app, settings=Settings(exporters=()))
+    telemetry = init_telemetry(app, settings=Settings(exporters=exporters))
     client = app.test_client()
     assert client.get("/hello").data == b"hi"
-    assert client.get("/metrics").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 503
+    assert b"OTEL_METRICS_EXPORTER=" + (",".join(exporters) or "none").encode() in response.data
     telemetry.shutdown()

@@ -1,0 +1,126 @@
+"""Everything that needs the OpenTelemetry SDK for one process, built together.
+
+A :class:`Pipeline` owns the meter provider, its readers, and the recorders
+that feed it (HTTP, queries, domain events, jobs, the callback layer). The
+Flask extension and the RQ worker integration both build one; a forked child
+builds its own (new ``service.instance.id``) or captures for its parent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from . import catalog, events
+from .callbacks import CallbackLayer, StateTargets
+from .db_metrics import QueryMetrics
+from .exposition import ScrapeRenderer
+from .export import build_otlp_reader
+from .http_metrics import HttpMetrics
+from .jobs import JobMetrics
+from .provider import build_meter_provider, build_prometheus_reader, build_resource
+from .settings import Settings
+from .subtitles import SubtitleMetrics
+
+
+class CaptureSink:
+    """Collects domain events in a work-horse so its worker can replay them."""
+
+    def __init__(self):
+        self.events: list[list] = []
+
+    def translation_finished(self, status, fmt, duration):
+        self.events.append(["translation_finished", status, fmt, duration])
+
+    def provider_searched(self, provider, status):
+        self.events.append(["provider_searched", provider, status])
+
+    def provider_downloaded(self, provider, fmt):
+        self.events.append(["provider_downloaded", provider, fmt])
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    instance_id: str
+    meter_provider: Any
+    registry: CollectorRegistry
+    renderer: ScrapeRenderer
+    http: HttpMetrics
+    subtitles: SubtitleMetrics
+    queries: QueryMetrics
+    jobs: JobMetrics
+    callbacks: CallbackLayer
+    owner_pid: int
+    capture: CaptureSink | None = None
+
+    # capture and replay (RQ work-horses) --------------------------------
+    def begin_capture(self) -> None:
+        """In a forked child: record nothing into the SDK, keep raw records."""
+        self.queries.queries.discard_pending()  # the parent's notes are the parent's
+        self.http.requests.discard_pending()
+        self.capture = CaptureSink()
+        events.install(self.capture)
+
+    def end_capture(self, path: str) -> None:
+        """Write what the child recorded to ``path`` (atomically) for the parent."""
+        if self.capture is None:
+            return
+        data = {"events": self.capture.events,
+                "queries": [[key[0], value] for key, value in self.queries.queries.take_pending()]}
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+
+    def replay(self, data: dict) -> None:
+        """Record a child's captured events and queries as this process's own."""
+        sink = self.subtitles
+        for name, *args in data.get("events", ()):
+            if name in ("translation_finished", "provider_searched", "provider_downloaded"):
+                getattr(sink, name)(*args)
+        for operation, seconds in data.get("queries", ()):
+            self.queries.queries.note((str(operation),), float(seconds))
+
+    # lifecycle ----------------------------------------------------------
+    def shutdown(self) -> None:
+        if events.active_sink() in (self.subtitles, self.capture):
+            events.install(None)
+        self.queries.uninstrument()
+        self.callbacks.close()
+        self.meter_provider.shutdown()
+
+
+def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
+                   registry: CollectorRegistry | None = None, resource: Any = None,
+                   providers: tuple[str, ...] = (), job_functions: tuple[str, ...] = ()) -> Pipeline:
+    """Build a pipeline; ``targets_for`` gets the query recorder so engines found later get instrumented."""
+    registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+    readers = []
+    if "prometheus" in settings.exporters:
+        readers.append(build_prometheus_reader(registry))
+    if "otlp" in settings.exporters:
+        readers.append(build_otlp_reader(settings.otlp_protocol, settings.export_interval_ms))
+    if resource is None:
+        resource = build_resource({"service.instance.id": str(uuid.uuid4())})
+    elif "service.instance.id" not in resource.attributes:
+        resource = resource.merge(type(resource)({"service.instance.id": str(uuid.uuid4())}))
+    instance_id = str(resource.attributes["service.instance.id"])
+    meter_provider = build_meter_provider(readers, resource)
+    meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
+    queries = QueryMetrics(meter)
+    http = HttpMetrics(meter)
+    subtitles = SubtitleMetrics(meter, providers or settings.providers)
+    jobs = JobMetrics(meter, job_functions or settings.job_functions)
+    targets = targets_for(queries)
+    callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout)
+    targets.engine()  # instrument now when the engine is already there
+    return Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
+                    registry=registry, renderer=ScrapeRenderer(registry), http=http,
+                    subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
+                    owner_pid=os.getpid())
