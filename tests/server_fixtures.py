@@ -1,4 +1,5 @@
-"""pytest fixtures around tests/servers.py: one Redis and one PostgreSQL per session.
+"""pytest fixtures around tests/servers.py and tests/collector.py: one Redis, one
+PostgreSQL and one OpenTelemetry Collector per session.
 
 Registered from conftest.py via ``pytest_plugins = ["server_fixtures"]``.
 A missing binary goes through support.missing (fail under CI, skip elsewhere);
@@ -11,6 +12,7 @@ import re
 
 import pytest
 
+from collector import OtelCollector
 from servers import PostgresServer, RedisServer, ServerUnavailable
 from support import missing
 
@@ -64,3 +66,23 @@ def postgres_url(request, postgres_server):
     yield url
     if postgres_server.running:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def otel_collector():
+    """The built otelcol-sublarr running otel-collector/config.yaml on free ports.
+
+    Shared by the session: the exporter keeps series until metric_expiration,
+    so each test pushes under its own service.instance.id (the `instance`
+    label) and reads only its own series.
+    """
+    collector = _start(OtelCollector)
+    yield collector
+    collector.close()
+
+
+@pytest.fixture
+def running_otel_collector(otel_collector):
+    """The session collector, brought back up if an earlier test stopped it."""
+    otel_collector.ensure_running()
+    return otel_collector

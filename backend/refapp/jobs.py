@@ -65,3 +65,7 @@ def sleep_for(seconds: float) -> float:
     """A job that stays active for ``seconds``, for testing active-job counts."""
     time.sleep(seconds)
     return seconds
+
+
+JOB_FUNCTIONS = tuple(f"refapp.jobs.{name}" for name in ("run_translation", "always_fails", "sleep_for"))
+"""The job functions this app enqueues: the telemetry's bounded ``function`` label values."""

@@ -44,6 +44,12 @@ class QueryMetrics:
         event.listen(engine, "handle_error", self._error)
         self._engines.append(engine)
 
+    def instrument_all(self) -> None:
+        """Listen on every engine of the process (RQ workers, whose jobs make their own)."""
+        from sqlalchemy.engine import Engine
+
+        self.instrument(Engine)
+
     def uninstrument(self) -> None:
         if not self._engines:
             return
