@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from collector import OtelCollector
+from collector import OtelCollector, find_binary
 from servers import PostgresServer, RedisServer, ServerUnavailable
 from support import missing
 
@@ -69,14 +69,23 @@ def postgres_url(request, postgres_server):
 
 
 @pytest.fixture(scope="session")
-def otel_collector():
+def otelcol_binary() -> str:
+    """Path of the built otelcol-sublarr; never builds (scripts/build-collector does)."""
+    try:
+        return find_binary()
+    except ServerUnavailable as exc:
+        missing(str(exc))
+
+
+@pytest.fixture(scope="session")
+def otel_collector(otelcol_binary):
     """The built otelcol-sublarr running otel-collector/config.yaml on free ports.
 
     Shared by the session: the exporter keeps series until metric_expiration,
     so each test pushes under its own service.instance.id (the `instance`
     label) and reads only its own series.
     """
-    collector = _start(OtelCollector)
+    collector = _start(lambda: OtelCollector(otelcol_binary))
     yield collector
     collector.close()
 

@@ -34,11 +34,13 @@ def _context() -> tuple[sessionmaker, Config]:
     global _process_context
     with _lock:
         # Keyed by pid: an engine inherited across fork (rq forks a work horse
-        # per job) must not share the parent's pooled connections.
-        if _process_context is None or _process_context[0] != os.getpid():
+        # per job) must not share the parent's pooled connections. Keyed by
+        # the configuration too, so a changed environment is picked up.
+        config = Config.from_env()
+        if (_process_context is None or _process_context[0] != os.getpid()
+                or _process_context[3] != config):
             if _process_context is not None:
                 _process_context[1].dispose(close=False)
-            config = Config.from_env()
             engine = make_engine(config.database_url)
             _process_context = (os.getpid(), engine, sessionmaker(bind=engine), config)
         return _process_context[2], _process_context[3]
