@@ -25,6 +25,14 @@ EXTENSION_KEY = "sublarr_telemetry"
 METRICS_ENDPOINT = "sublarr_telemetry_metrics"
 
 
+_current: "weakref.ref[Telemetry] | None" = None
+
+
+def current_telemetry() -> "Telemetry | None":
+    """The telemetry initialised last in this process (for module-level shims)."""
+    return _current() if _current is not None else None
+
+
 class TelemetryWarning(RuntimeWarning):
     """Something about the telemetry set-up deserves attention but is not fatal."""
 
@@ -76,6 +84,8 @@ class Telemetry:
         self.settings = settings
         _check_path_is_free(app, settings.path)
         app.extensions[EXTENSION_KEY] = self
+        global _current
+        _current = weakref.ref(self)
         if not settings.enabled:
             self.unavailable_reason = "disabled by SUBLARR_METRICS_ENABLED"
         elif not settings.exporters:
