@@ -58,8 +58,10 @@ class StateTargets:
 
 class CallbackLayer:
     def __init__(self, meter: Meter, targets: StateTargets, *, budget: float = 1.0,
-                 redis_timeout: float = 0.5):
+                 redis_timeout: float = 0.5, max_points: int = 1000, overflow=None):
         self.targets = targets
+        self._max_points = max_points
+        self._overflow = overflow
         self._probe_engines: dict[int, Any] = {}
         self._queue_kinds: dict[int, queue_state.QueueKind] = {}
         self._redis_client = None
@@ -126,10 +128,16 @@ class CallbackLayer:
         if reading is None:
             return []
         try:
-            return [Observation(value, attrs) for value, attrs in emit(reading)]
+            points = [Observation(value, attrs) for value, attrs in emit(reading)]
         except Exception as exc:  # noqa: BLE001 - a bad reading loses only this family
             source.report(f"{family_name}: {type(exc).__name__}: {exc}")
             return []
+        if len(points) > self._max_points:  # gauges cannot be summed into one series: drop and count
+            if self._overflow is not None:
+                self._overflow.add(family_name, len(points) - self._max_points)
+            source.report(f"{family_name}: {len(points)} series, above the cap of {self._max_points}")
+            points = points[: self._max_points]
+        return points
 
     def _observe_after_kick(self, family_name: str, options: CallbackOptions) -> list[Observation]:
         self._kick_all()

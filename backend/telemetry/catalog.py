@@ -28,6 +28,10 @@ METER_NAME = "sublarr"
 OTHER = "other"
 """Label value that absorbs anything outside a bounded set."""
 
+OVERFLOW = "_overflow"
+"""Every label of the one series that absorbs new label sets once a family
+reached its series cap (``SUBLARR_METRICS_MAX_SERIES``)."""
+
 
 class Kind(str, enum.Enum):
     COUNTER = "counter"
@@ -56,8 +60,11 @@ class Label:
         """True when ``value`` is inside this label's static bound.
 
         Dynamic labels are checked against the set known at run time by the
-        caller; here they only need to be non-empty strings.
+        caller; here they only need to be non-empty strings. Any label may
+        carry :data:`OVERFLOW` (the series cap folded its label set).
         """
+        if value == OVERFLOW:
+            return True
         if self.values is not None:
             return value in self.values
         if self.pattern is not None:
@@ -255,6 +262,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("sublarr_telemetry_source_errors_total", Kind.COUNTER, "",
            "State source reads that failed or ran past their time budget.", "telemetry",
            (Label("source", "telemetry state sources", values=SOURCES),), source="callback layer"),
+    Family("sublarr_telemetry_series_overflow_total", Kind.COUNTER, "",
+           "Recordings folded into a family's `_overflow` series because it reached its series cap.",
+           "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
+           source="cardinality guard"),
 )
 
 _BY_NAME = {family.name: family for family in FAMILIES}

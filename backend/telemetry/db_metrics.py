@@ -25,10 +25,10 @@ _MAX_CACHED_STATEMENTS = 4096
 class QueryMetrics:
     """Listens on engines and feeds the two query families."""
 
-    def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter, guard=None):
         self.queries = DeferredHistogram(
             meter, catalog.family("sublarr_db_query_duration_seconds"),
-            catalog.family("sublarr_db_queries_total"))
+            catalog.family("sublarr_db_queries_total"), guard=guard)
         self._clock = clock
         self._operation_of: dict[str, str] = {}
         self._engines: list[Any] = []

@@ -26,10 +26,11 @@ class DeferredHistogram:
     """Histogram ``histogram_family`` plus counter ``counter_family`` with equal label sets."""
 
     def __init__(self, meter: Meter, histogram_family: Family, counter_family: Family,
-                 buffer_limit: int = DEFAULT_BUFFER_LIMIT):
+                 buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None):
         if histogram_family.label_keys != counter_family.label_keys:
             raise ValueError(f"{histogram_family.name} and {counter_family.name} need the same labels")
         self.label_keys: Sequence[str] = histogram_family.label_keys
+        self._guard = guard
         self._histogram = meter.create_histogram(
             histogram_family.instrument_name, unit=histogram_family.unit,
             description=histogram_family.description,
@@ -56,7 +57,7 @@ class DeferredHistogram:
             return
         try:
             pending, counts, attributes = self._pending, self._counts, self._attributes
-            record, keys = self._histogram.record, self.label_keys
+            record, keys, guard = self._histogram.record, self.label_keys, self._guard
             while True:
                 try:
                     key, value = pending.popleft()
@@ -64,7 +65,11 @@ class DeferredHistogram:
                     break
                 attrs = attributes.get(key)
                 if attrs is None:
-                    attrs = attributes[key] = dict(zip(keys, key))
+                    if guard is not None:
+                        key = guard.admit(key)
+                        attrs = attributes.get(key)
+                    if attrs is None:
+                        attrs = attributes[key] = dict(zip(keys, key))
                 record(value, attrs)
                 counts[key] = counts.get(key, 0) + 1
         finally:

@@ -15,7 +15,7 @@ from .bounds import BoundedValues
 
 
 class JobMetrics:
-    def __init__(self, meter: Meter, functions: Iterable[str] = ()):
+    def __init__(self, meter: Meter, functions: Iterable[str] = (), guards=None):
         duration = catalog.family("sublarr_job_duration_seconds")
         outcomes = catalog.family("sublarr_jobs_total")
         self._duration = meter.create_histogram(
@@ -31,9 +31,12 @@ class JobMetrics:
         self.queue = BoundedValues(outcomes.label("queue"))
         self.function = BoundedValues(function_label, functions)
         self.status = BoundedValues(outcomes.label("status"))
+        self._guard = (guards or (lambda family: None))(outcomes)
 
     def job_finished(self, queue: str, function: str, status: str, seconds: float) -> None:
-        attributes = {"queue": self.queue(queue), "function": self.function(function or "other"),
-                      "status": self.status(status)}
+        values = (self.queue(queue), self.function(function or "other"), self.status(status))
+        if self._guard is not None:
+            values = self._guard.admit(values)
+        attributes = dict(zip(("queue", "function", "status"), values))
         self._outcomes.add(1, attributes)
         self._duration.record(max(float(seconds), 0.0), attributes)

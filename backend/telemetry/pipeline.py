@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from . import catalog, events
 from .callbacks import CallbackLayer, StateTargets
+from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
 from .exposition import ScrapeRenderer
 from .export import build_otlp_reader
@@ -111,14 +112,20 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     elif "service.instance.id" not in resource.attributes:
         resource = resource.merge(type(resource)({"service.instance.id": str(uuid.uuid4())}))
     instance_id = str(resource.attributes["service.instance.id"])
-    meter_provider = build_meter_provider(readers, resource)
+    meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series)
     meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
-    queries = QueryMetrics(meter)
-    http = HttpMetrics(meter)
-    subtitles = SubtitleMetrics(meter, providers or settings.providers)
-    jobs = JobMetrics(meter, job_functions or settings.job_functions)
+    overflow = OverflowCounter()
+
+    def guard(family: catalog.Family) -> SeriesGuard:
+        return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow)
+    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")))
+    http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")))
+    subtitles = SubtitleMetrics(meter, providers or settings.providers, guards=guard)
+    jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard)
     targets = targets_for(queries)
-    callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout)
+    callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout,
+                              max_points=settings.max_series, overflow=overflow)
+    overflow.register(meter)  # last: it observes what the callbacks above folded
     targets.engine()  # instrument now when the engine is already there
     return Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
                     registry=registry, renderer=ScrapeRenderer(registry), http=http,

@@ -43,8 +43,13 @@ def build_resource(defaults: dict[str, str] | None = None) -> Resource:
     return resource
 
 
-def view_for(family: Family) -> View:
-    """The view that fixes one family's name, label allow-list and buckets."""
+def view_for(family: Family, max_series: int | None = None) -> View:
+    """The view that fixes one family's name, label allow-list and buckets.
+
+    The SDK's own cardinality limit sits above the family cap enforced by
+    :mod:`telemetry.cardinality`, so the SDK never adds its
+    ``otel_metric_overflow`` label (which is outside the contract).
+    """
     aggregation = None
     if family.kind is Kind.HISTOGRAM:
         aggregation = ExplicitBucketHistogramAggregation(boundaries=family.buckets)
@@ -53,11 +58,12 @@ def view_for(family: Family) -> View:
         meter_name=catalog.METER_NAME,
         attribute_keys=set(family.label_keys),
         aggregation=aggregation,
+        aggregation_cardinality_limit=None if max_series is None else max_series + 16,
     )
 
 
-def build_views(families: Iterable[Family] = catalog.FAMILIES) -> list[View]:
-    return [view_for(f) for f in families]
+def build_views(families: Iterable[Family] = catalog.FAMILIES, max_series: int | None = None) -> list[View]:
+    return [view_for(f, max_series) for f in families]
 
 
 def build_prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
@@ -71,9 +77,10 @@ def build_prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricRead
 def build_meter_provider(
     readers: Sequence[MetricReader],
     resource: Resource | None = None,
+    max_series: int | None = None,
 ) -> MeterProvider:
     return MeterProvider(
         metric_readers=list(readers),
         resource=resource or build_resource(),
-        views=build_views(),
+        views=build_views(max_series=max_series),
     )

@@ -50,6 +50,7 @@ class Settings:
     otlp_protocol: str = "http/protobuf"
     export_interval_ms: float | None = None
     job_functions: tuple[str, ...] = ()
+    max_series: int = 1000
 
     @property
     def serve_metrics(self) -> bool:
@@ -74,6 +75,7 @@ class Settings:
             otlp_protocol=_otlp_protocol(env),
             export_interval_ms=_seconds(env, "OTEL_METRIC_EXPORT_INTERVAL", None, 1, 3_600_000),
             job_functions=_name_list(env, "SUBLARR_METRICS_JOB_FUNCTIONS"),
+            max_series=_integer(env, "SUBLARR_METRICS_MAX_SERIES", 1000, 10, 1_000_000),
         )
 
     @property
@@ -113,6 +115,15 @@ def _seconds(env: Mapping[str, str], name: str, default, low: float, high: float
         unit = "milliseconds" if name.startswith("OTEL_") else "seconds"
         raise SettingsError(name, value, f"a number of {unit} from {low:g} to {high:g}")
     return number
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise SettingsError(name, value, f"a whole number from {low} to {high}")
+    return int(value)
 
 
 def _otlp_protocol(env: Mapping[str, str]) -> str:

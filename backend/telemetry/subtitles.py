@@ -14,7 +14,7 @@ from .bounds import BoundedValues
 
 
 class SubtitleMetrics:
-    def __init__(self, meter: Meter, providers: Iterable[str] = ()):
+    def __init__(self, meter: Meter, providers: Iterable[str] = (), guards=None):
         translations = catalog.family("sublarr_translation_total")
         duration = catalog.family("sublarr_translation_duration_seconds")
         searches = catalog.family("sublarr_provider_search_total")
@@ -30,17 +30,31 @@ class SubtitleMetrics:
         self.translation_status = BoundedValues(translations.label("status"))
         self.search_status = BoundedValues(searches.label("status"))
         self.format = BoundedValues(translations.label("format"))
+        self._guards = guards or (lambda family: None)
+        self._guard_translations = self._guards(translations)
+        self._guard_searches = self._guards(searches)
+        self._guard_downloads = self._guards(downloads)
 
     def translation_finished(self, status: str, fmt: str, duration: float) -> None:
-        self._translations.add(1, {"status": self.translation_status(status), "format": self.format(fmt)})
+        self._translations.add(1, _guarded(self._guard_translations, ("status", "format"),
+                                           (self.translation_status(status), self.format(fmt))))
         if duration is not None and duration >= 0:
             self._duration.record(float(duration))
 
     def provider_searched(self, provider: str, status: str) -> None:
-        self._searches.add(1, {"provider": self.provider(provider), "status": self.search_status(status)})
+        self._searches.add(1, _guarded(self._guard_searches, ("provider", "status"),
+                                       (self.provider(provider), self.search_status(status))))
 
     def provider_downloaded(self, provider: str, fmt: str) -> None:
-        self._downloads.add(1, {"provider": self.provider(provider), "format": self.format(fmt)})
+        self._downloads.add(1, _guarded(self._guard_downloads, ("provider", "format"),
+                                        (self.provider(provider), self.format(fmt))))
+
+
+def _guarded(guard, keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    """Attributes for one recording, folded to ``_overflow`` past the family's cap."""
+    if guard is not None:
+        values = guard.admit(values)
+    return dict(zip(keys, values))
 
 
 def _counter(meter: Meter, family: catalog.Family):

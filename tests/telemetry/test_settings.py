@@ -125,6 +125,7 @@ def test_missing_packages_leave_app_serving():
 @pytest.mark.parametrize("exporters", [(), ("otlp",)])
 def test_without_prometheus_export_the_metrics_path_says_why(exporters, monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: pushes fail quietly
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     app = Flask("noexport")
     app.get("/hello")(lambda: "hi")
     telemetry = init_telemetry(app, settings=Settings(exporters=exporters))

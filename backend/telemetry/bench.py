@@ -1,0 +1,1223 @@
+"""Overhead benchmark: ``sublarr-telemetry bench [--quick] [--json PATH]``.
+
+Measures this package against a bare app and against a hand-written
+``prometheus_client`` implementation of the same series, side by side in one
+run. Every comparison is made of interleaved rounds (the order of the
+variants rotates each round) and reported as medians of per-round values, so
+a burst of noise on a shared machine hits every variant alike and no single
+timing decides anything. Ratios always divide two numbers measured in the
+same run.
+
+What is measured
+----------------
+
+1. HTTP overhead per request. One Flask app shape (a route with a URL
+   parameter) in three variants: ``bare``; ``ours`` (``Telemetry.init_app``);
+   ``prom`` (a WSGI middleware written as a competent engineer would, with
+   ``prometheus_client`` and cached label children). Requests are driven in
+   process by calling ``app.wsgi_app(environ, start_response)`` with
+   pre-built environs, single-threaded and from 4 threads (Sublarr runs one
+   gunicorn worker with 4 threads). One round serves ``batch`` requests per
+   variant, then scrapes once (a scrape every ``batch`` requests).
+
+   ``request path``: median per-request time minus the bare median.
+   ``amortised incl. drain``: the same with the deferred drain of the batch
+   (the SDK records that the request path postponed) added to the batch
+   time before dividing: the total CPU a request costs, which is the honest
+   number and the headline. The drain is timed by calling
+   ``HttpMetrics.drain()`` just before the scrape renders, so the scrape cost
+   is shown as drain + render. ``prometheus_client`` has no deferred work; its
+   amortised cost equals its request path. ``incl. scrape`` also amortises
+   the render (ours renders every family of the module, prom only its three).
+
+2. Query overhead per statement on in-memory SQLite (the same SELECT by
+   primary key through SQLAlchemy Core on a held connection), ``ours``
+   (:class:`~telemetry.db_metrics.QueryMetrics`) versus a
+   ``before/after_cursor_execute`` listener with a ``prometheus_client``
+   histogram and counter by operation; same request path / amortised split.
+
+3. Scrape time and bytes for N label sets (distinct ``endpoint`` values) on
+   the HTTP histogram + counter: ours built exactly as the pipeline builds it
+   (views, Prometheus reader, ``HttpMetrics``, ``ScrapeRenderer``) versus
+   ``prometheus_client`` rendering the same label sets. One label set is 13
+   sample lines (9 buckets + ``+Inf`` + sum + count, and the counter).
+
+4. Memory per label set (tracemalloc: retained allocations after adding N
+   label sets and one scrape, divided by N), ours versus ``prometheus_client``.
+
+5. Whole-server throughput: the same app under gunicorn (1 worker x 4
+   gthread threads), bare / ours / prom, driven over loopback by ``wrk``
+   (a Python load generator in a separate process when ``wrk`` is missing),
+   with ``/metrics`` scraped every ``server_scrape_interval`` seconds during
+   the load so the drain is paid inside the server. Also the worker's CPU
+   time per request, read from ``/proc`` through psutil.
+
+The summary line's ratios are the worst case of what they summarise:
+``http_overhead_ratio`` is the larger of the 1-thread and 4-thread
+amortised ratios, ``scrape_ratio`` the largest over the sizes measured.
+An overhead below ``RESOLUTION`` (noise) is clamped to it before dividing,
+and marked ``~`` in the table.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+
+_perf = time.perf_counter
+
+RESOLUTION = 0.05e-6
+"""Overheads smaller than this (seconds) are below what the method resolves."""
+
+JOB_ROUTE = "/api/v1/jobs/<int:job_id>"
+VARIANTS = ("bare", "ours", "prom")
+
+TARGETS = {
+    "http_overhead_ratio": ("<=", 0.75),
+    "db_overhead_ratio": ("<=", 1.0),
+    "scrape_ratio": ("<=", 0.9),
+    "throughput_ratio": (">=", 0.95),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work each section does (tests use tiny ones)."""
+
+    http_rounds: int = 41
+    http_batch: int = 2000          # requests per variant per round = requests between scrapes
+    http_threads: int = 4
+    db_rounds: int = 41
+    db_batch: int = 4000            # statements per variant per round = statements between scrapes
+    scrape_sizes: tuple[int, ...] = (100, 1_000, 10_000)
+    scrape_rounds: int = 15
+    memory_sizes: tuple[int, ...] = (1_000, 10_000)
+    server_rounds: int = 5
+    server_seconds: float = 8.0
+    server_connections: int = 8
+    server_scrape_interval: float = 1.0
+
+
+FULL = Budget()
+QUICK = Budget(http_rounds=21, http_batch=1000, db_rounds=21, db_batch=2000,
+               scrape_sizes=(100, 1_000), scrape_rounds=9, memory_sizes=(1_000,),
+               server_rounds=3, server_seconds=4.0)
+
+
+# --- statistics ----------------------------------------------------------------
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> list[float]:
+    if len(values) < 2:
+        return [median(values)] * 3
+    return [float(q) for q in statistics.quantiles(values, n=4, method="inclusive")]
+
+
+def ratio(ours: float, baseline: float) -> tuple[float, bool]:
+    """``ours / baseline`` with both clamped to ``RESOLUTION``; True when clamped."""
+    clamped = ours < RESOLUTION or baseline < RESOLUTION
+    return max(ours, RESOLUTION) / max(baseline, RESOLUTION), clamped
+
+
+def _rotated(items: Sequence[str], round_no: int) -> list[str]:
+    k = round_no % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+# --- the app in three variants ---------------------------------------------------
+
+_METHODS = catalog.HTTP_METHODS
+_OTHER_METHOD = catalog.OTHER_METHOD
+
+try:
+    from flask.globals import _cv_request as _request_var
+except ImportError:  # pragma: no cover
+    _request_var = None
+
+
+def _flask_route() -> str:
+    # The baseline gets the same fast route lookup as ours: the comparison is
+    # about how the series are recorded, not about reading the route.
+    ctx = _request_var.get(None) if _request_var is not None else None
+    rule = ctx.request.url_rule if ctx is not None else None
+    return rule.rule if rule is not None else catalog.UNMATCHED_ENDPOINT
+
+
+class PromHttpMetrics:
+    """The three HTTP series with prometheus_client, as one would write them by hand."""
+
+    def __init__(self, registry: Any):
+        from prometheus_client import Counter, Gauge, Histogram
+
+        labels = ("method", "endpoint", "status")
+        duration = catalog.family("sublarr_http_request_duration_seconds")
+        total = catalog.family("sublarr_http_requests_total")
+        self.duration = Histogram(duration.name, duration.description, labels,
+                                  buckets=duration.buckets, registry=registry)
+        self.total = Counter(total.name, total.description, labels, registry=registry)
+        self.in_progress = Gauge("sublarr_http_requests_in_progress",
+                                 catalog.family("sublarr_http_requests_in_progress").description,
+                                 registry=registry)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._children_lock = threading.Lock()
+
+    def record(self, key: tuple[str, str, str], seconds: float) -> None:
+        children = self._children.get(key)
+        if children is None:
+            with self._children_lock:
+                children = self._children.get(key)
+                if children is None:
+                    children = (self.duration.labels(*key), self.total.labels(*key))
+                    self._children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
+
+
+class PromHttpMiddleware:
+    """WSGI middleware feeding :class:`PromHttpMetrics` (the metrics path excluded)."""
+
+    def __init__(self, wsgi_app: Callable, metrics: PromHttpMetrics, exclude: Sequence[str] = ("/metrics",)):
+        self.wsgi_app = wsgi_app
+        self.metrics = metrics
+        self.exclude = frozenset(exclude)
+
+    def __call__(self, environ: dict, start_response: Callable):
+        if environ.get("PATH_INFO", "") in self.exclude:
+            return self.wsgi_app(environ, start_response)
+        seen: list[str] = []
+
+        def recording_start_response(status, headers, exc_info=None):
+            if not seen:
+                seen.append(status[:3])
+                seen.append(_flask_route())
+            return start_response(status, headers, exc_info)
+
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in _METHODS:
+            method = _OTHER_METHOD
+        metrics = self.metrics
+        metrics.in_progress.inc()
+        start = _perf()
+        try:
+            result = self.wsgi_app(environ, recording_start_response)
+        except BaseException:
+            metrics.in_progress.dec()
+            metrics.record((method, catalog.UNMATCHED_ENDPOINT, "500"), _perf() - start)
+            raise
+        seconds = _perf() - start
+        metrics.in_progress.dec()
+        status, endpoint = seen if seen else ("500", catalog.UNMATCHED_ENDPOINT)
+        metrics.record((method, endpoint, status), seconds)
+        return result
+
+
+class PromQueryMetrics:
+    """Query duration and count by operation with prometheus_client cursor listeners."""
+
+    _STAMP = "_bench_prom_started"
+
+    def __init__(self, registry: Any):
+        from prometheus_client import Counter, Histogram
+
+        duration = catalog.family("sublarr_db_query_duration_seconds")
+        total = catalog.family("sublarr_db_queries_total")
+        self.duration = Histogram(duration.name, duration.description, ("operation",),
+                                  buckets=duration.buckets, registry=registry)
+        self.total = Counter(total.name, total.description, ("operation",), registry=registry)
+        self._children = {op: (self.duration.labels(op), self.total.labels(op))
+                          for op in sorted(catalog.DB_OPERATIONS)}
+        self._operation_of: dict[str, str] = {}
+
+    def instrument(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        if context is not None:
+            setattr(context, self._STAMP, _perf())
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        started = getattr(context, self._STAMP, None)
+        if started is None:
+            return
+        seconds = _perf() - started
+        operation = self._operation_of.get(statement)
+        if operation is None:
+            word = statement.lstrip(" \t\r\n(")[:7].lower().split(None, 1)
+            operation = word[0] if word and word[0] in catalog.DB_OPERATIONS else "other"
+            if len(self._operation_of) < 4096:
+                self._operation_of[statement] = operation
+        histogram, counter = self._children[operation]
+        histogram.observe(seconds)
+        counter.inc()
+
+
+@dataclass
+class BenchApp:
+    """One variant of the benchmark app and how to scrape it."""
+
+    variant: str
+    app: Any
+    telemetry: Any = None
+    prom_registry: Any = None
+    prom_metrics: PromHttpMetrics | None = None
+
+    @property
+    def wsgi(self) -> Callable:
+        return self.app.wsgi_app
+
+    def drain(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.pipeline.http.drain()
+
+    def render(self) -> bytes:
+        if self.telemetry is not None:
+            return self.telemetry.render().body
+        if self.prom_registry is not None:
+            from prometheus_client import generate_latest
+            return generate_latest(self.prom_registry)
+        return b""
+
+    def requests_counted(self) -> float | None:
+        """The request counter for the job route (a check that recording happened)."""
+        labels = {"method": "GET", "endpoint": JOB_ROUTE, "status": "200"}
+        registry = self.telemetry.registry if self.telemetry is not None else self.prom_registry
+        if registry is None:
+            return None
+        return registry.get_sample_value("sublarr_http_requests_total", labels)
+
+    def close(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+
+
+def build_app(variant: str) -> BenchApp:
+    """The same Flask app shape, bare or instrumented one of two ways."""
+    from flask import Flask, Response
+
+    app = Flask(f"bench_{variant}", static_folder=None)
+
+    @app.get(JOB_ROUTE)
+    def job(job_id: int):
+        return {"id": job_id, "status": "done", "language": "en"}
+
+    @app.post("/api/v1/jobs")
+    def create_job():
+        return {"created": True}, 201
+
+    bench = BenchApp(variant, app)
+    if variant == "ours":
+        from prometheus_client import CollectorRegistry
+
+        from .extension import Telemetry
+        from .settings import Settings
+
+        bench.telemetry = Telemetry(settings=Settings(), registry=CollectorRegistry(auto_describe=False))
+        bench.telemetry.init_app(app)
+    elif variant == "prom":
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        metrics = PromHttpMetrics(registry)
+        app.add_url_rule("/metrics", "metrics", lambda: Response(generate_latest(registry),
+                                                                 content_type=CONTENT_TYPE_LATEST))
+        app.wsgi_app = PromHttpMiddleware(app.wsgi_app, metrics)
+        bench.prom_registry, bench.prom_metrics = registry, metrics
+    elif variant != "bare":
+        raise ValueError(f"unknown variant {variant!r}")
+    return bench
+
+
+def server_app(variant: str) -> Any:
+    """Gunicorn entry point: ``telemetry.bench:server_app('ours')``."""
+    if variant == "prom":
+        import prometheus_client
+
+        prometheus_client.disable_created_metrics()  # this process serves only the benchmark app
+    return build_app(variant).app
+
+
+@contextlib.contextmanager
+def same_series() -> Iterator[None]:
+    """prometheus_client without ``_created`` samples, which ours does not expose either.
+
+    The switch is global and read at collect time, so it is set for the run
+    and restored afterwards (the smoke test runs inside pytest).
+    """
+    from prometheus_client import metrics
+
+    before = metrics._use_created
+    metrics.disable_created_metrics()
+    try:
+        yield
+    finally:
+        metrics._use_created = before
+
+
+# --- 1. HTTP overhead in process ---------------------------------------------------
+
+def _discard(_data: bytes) -> None:
+    return None
+
+
+def _start_response(status, headers, exc_info=None):
+    return _discard
+
+
+def job_environs(count: int, distinct: int = 64) -> list[dict]:
+    """``count`` pre-built GET environs for the job route (``distinct`` different ids)."""
+    from werkzeug.test import EnvironBuilder
+
+    templates = []
+    for i in range(distinct):
+        builder = EnvironBuilder(path=f"/api/v1/jobs/{i + 1}", method="GET",
+                                 headers={"Accept": "application/json", "User-Agent": "bench"})
+        templates.append(builder.get_environ())
+        builder.close()
+    return [templates[i % distinct] for i in range(count)]
+
+
+def serve(wsgi: Callable, environs: Sequence[dict]) -> None:
+    """Serve each environ (copied, as a server would build it) and consume the body."""
+    start_response = _start_response
+    for template in environs:
+        result = wsgi(dict(template), start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+def serve_threaded(wsgi: Callable, environs: Sequence[dict], threads: int) -> float:
+    """Serve ``environs`` split over ``threads`` threads; wall seconds from start to last finish."""
+    chunks = [environs[i::threads] for i in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def work(chunk):
+        barrier.wait()
+        try:
+            serve(wsgi, chunk)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(chunk,), daemon=True) for chunk in chunks]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = _perf()
+    for worker in workers:
+        worker.join()
+    elapsed = _perf() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+@dataclass
+class Series:
+    """Per-round samples of one variant in one mode."""
+
+    request: list[float] = field(default_factory=list)     # seconds per request (batch time / batch)
+    drain: list[float] = field(default_factory=list)       # seconds per batch
+    render: list[float] = field(default_factory=list)      # seconds per batch
+    cpu: list[float] = field(default_factory=list)         # process CPU seconds per request
+
+    def amortised(self, batch: int, with_render: bool = False) -> list[float]:
+        drains = self.drain or [0.0] * len(self.request)
+        renders = self.render if with_render and self.render else [0.0] * len(self.request)
+        return [r + (d + s) / batch for r, d, s in zip(self.request, drains, renders)]
+
+
+def run_http(budget: Budget, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Section 1: per-request overhead, 1 thread and ``budget.http_threads`` threads."""
+    apps = {v: build_app(v) for v in VARIANTS}
+    batch = budget.http_batch - budget.http_batch % budget.http_threads
+    environs = job_environs(batch)
+    modes = ("1 thread", f"{budget.http_threads} threads")
+    samples = {mode: {v: Series() for v in VARIANTS} for mode in modes}
+    served = {v: 0 for v in VARIANTS}
+    render_bytes = {}
+
+    def one(mode: str, variant: str, record: bool) -> None:
+        bench = apps[variant]
+        cpu0 = time.process_time()
+        if mode == modes[0]:
+            start = _perf()
+            serve(bench.wsgi, environs)
+            elapsed = _perf() - start
+        else:
+            elapsed = serve_threaded(bench.wsgi, environs, budget.http_threads)
+        cpu = time.process_time() - cpu0
+        served[variant] += len(environs)
+        start = _perf()
+        bench.drain()
+        drained = _perf() - start
+        start = _perf()
+        body = bench.render()
+        rendered = _perf() - start
+        render_bytes[variant] = len(body)
+        if record:
+            s = samples[mode][variant]
+            s.request.append(elapsed / len(environs))
+            s.cpu.append(cpu / len(environs))
+            if variant != "bare":
+                s.render.append(rendered)
+            if variant == "ours":
+                s.drain.append(drained)
+
+    try:
+        for mode in modes:  # warm-up: routes, label children, SDK storage, first scrape
+            for variant in VARIANTS:
+                one(mode, variant, record=False)
+        for round_no in range(budget.http_rounds):
+            for mode in modes:
+                for variant in _rotated(VARIANTS, round_no + (mode != modes[0])):
+                    one(mode, variant, record=True)
+            if round_no % 10 == 9:
+                log(f"  http: round {round_no + 1}/{budget.http_rounds}")
+        checks = {v: apps[v].requests_counted() for v in ("ours", "prom")}
+        expected = {v: float(served[v]) for v in ("ours", "prom")}
+    finally:
+        for bench in apps.values():
+            bench.close()
+
+    results: dict[str, Any] = {"batch": batch, "threads": budget.http_threads, "modes": {},
+                               "checks": {"requests_counted": checks, "requests_served": expected,
+                                          "ok": checks == expected},
+                               "render_bytes": render_bytes}
+    for mode in modes:
+        by = samples[mode]
+        bare = median(by["bare"].request)
+        out = {"bare_us": bare * 1e6, "raw": {v: asdict(by[v]) for v in VARIANTS}}
+        for variant in ("ours", "prom"):
+            s = by[variant]
+            out[variant] = {
+                "request_us": median(s.request) * 1e6,
+                "overhead_request_us": (median(s.request) - bare) * 1e6,
+                "overhead_amortised_us": (median(s.amortised(batch)) - bare) * 1e6,
+                "overhead_with_scrape_us": (median(s.amortised(batch, with_render=True)) - bare) * 1e6,
+                "drain_per_request_us": median(s.drain) / batch * 1e6 if s.drain else 0.0,
+                "drain_per_scrape_ms": median(s.drain) * 1e3 if s.drain else 0.0,
+                "render_per_scrape_ms": median(s.render) * 1e3,
+                "cpu_per_request_us": median(s.cpu) * 1e6,
+                "request_quartiles_us": [q * 1e6 for q in quartiles(s.request)],
+            }
+        out["bare_quartiles_us"] = [q * 1e6 for q in quartiles(by["bare"].request)]
+        for kind in ("request", "amortised", "with_scrape"):
+            value, clamped = ratio(out["ours"][f"overhead_{kind}_us"] * 1e-6,
+                                   out["prom"][f"overhead_{kind}_us"] * 1e-6)
+            out[f"ratio_{kind}"] = value
+            out[f"ratio_{kind}_clamped"] = clamped
+        results["modes"][mode] = out
+    results["headline"] = max(results["modes"][m]["ratio_amortised"] for m in modes)
+    return results
+
+
+# --- 2. query overhead ---------------------------------------------------------------
+
+def _sqlite_engine():
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert
+
+    engine = create_engine("sqlite://")
+    meta = MetaData()
+    items = Table("items", meta, Column("id", Integer, primary_key=True), Column("name", String(50)))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(items), [{"id": i, "name": f"item {i}"} for i in range(1, 101)])
+    return engine, items
+
+
+def _ours_meter():
+    """A meter provider and registry built the way the pipeline builds them."""
+    from prometheus_client import CollectorRegistry
+
+    from .exposition import ScrapeRenderer
+    from .provider import build_meter_provider, build_prometheus_reader, build_resource
+
+    registry = CollectorRegistry(auto_describe=False)
+    provider = build_meter_provider([build_prometheus_reader(registry)], build_resource())
+    meter = provider.get_meter(catalog.METER_NAME, catalog.VERSION)
+    return provider, meter, registry, ScrapeRenderer(registry)
+
+
+def run_db(budget: Budget, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Section 2: per-statement overhead on SQLite."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from sqlalchemy import bindparam, select
+
+    from .db_metrics import QueryMetrics
+
+    provider, meter, registry, renderer = _ours_meter()
+    ours = QueryMetrics(meter)
+    prom_registry = CollectorRegistry(auto_describe=False)
+    prom = PromQueryMetrics(prom_registry)
+    engines, conns, stmts = {}, {}, {}
+    for variant in VARIANTS:
+        engine, items = _sqlite_engine()
+        if variant == "ours":
+            ours.instrument(engine)
+        elif variant == "prom":
+            prom.instrument(engine)
+        engines[variant] = engine
+        conns[variant] = engine.connect()
+        stmts[variant] = select(items.c.id, items.c.name).where(items.c.id == bindparam("item_id"))
+    params = [{"item_id": (i % 100) + 1} for i in range(budget.db_batch)]
+    samples = {v: Series() for v in VARIANTS}
+    executed = {v: 0 for v in VARIANTS}
+
+    def one(variant: str, record: bool) -> None:
+        conn, stmt = conns[variant], stmts[variant]
+        execute = conn.execute
+        start = _perf()
+        for p in params:
+            execute(stmt, p).all()
+        elapsed = _perf() - start
+        executed[variant] += len(params)
+        drained = rendered = 0.0
+        if variant == "ours":
+            start = _perf()
+            ours.queries.drain()
+            drained = _perf() - start
+            start = _perf()
+            renderer.render()
+            rendered = _perf() - start
+        elif variant == "prom":
+            start = _perf()
+            generate_latest(prom_registry)
+            rendered = _perf() - start
+        if record:
+            s = samples[variant]
+            s.request.append(elapsed / len(params))
+            if variant != "bare":
+                s.render.append(rendered)
+            if variant == "ours":
+                s.drain.append(drained)
+
+    try:
+        for variant in VARIANTS:
+            one(variant, record=False)
+        for round_no in range(budget.db_rounds):
+            for variant in _rotated(VARIANTS, round_no):
+                one(variant, record=True)
+            if round_no % 10 == 9:
+                log(f"  db: round {round_no + 1}/{budget.db_rounds}")
+        ours_count = registry.get_sample_value("sublarr_db_queries_total", {"operation": "select"})
+        prom_count = prom_registry.get_sample_value("sublarr_db_queries_total", {"operation": "select"})
+    finally:
+        for variant in VARIANTS:
+            conns[variant].close()
+            engines[variant].dispose()
+        ours.uninstrument()
+        provider.shutdown()
+
+    batch = len(params)
+    bare = median(samples["bare"].request)
+    out: dict[str, Any] = {"batch": batch, "bare_us": bare * 1e6,
+                           "raw": {v: asdict(samples[v]) for v in VARIANTS},
+                           "checks": {"ours_counted": ours_count, "prom_counted": prom_count,
+                                      "executed": executed,
+                                      "ok": ours_count == prom_count == executed["ours"]}}
+    for variant in ("ours", "prom"):
+        s = samples[variant]
+        out[variant] = {
+            "query_us": median(s.request) * 1e6,
+            "overhead_request_us": (median(s.request) - bare) * 1e6,
+            "overhead_amortised_us": (median(s.amortised(batch)) - bare) * 1e6,
+            "overhead_with_scrape_us": (median(s.amortised(batch, with_render=True)) - bare) * 1e6,
+            "drain_per_query_us": median(s.drain) / batch * 1e6 if s.drain else 0.0,
+            "render_per_scrape_ms": median(s.render) * 1e3,
+        }
+    for kind in ("request", "amortised", "with_scrape"):
+        value, clamped = ratio(out["ours"][f"overhead_{kind}_us"] * 1e-6, out["prom"][f"overhead_{kind}_us"] * 1e-6)
+        out[f"ratio_{kind}"], out[f"ratio_{kind}_clamped"] = value, clamped
+    out["headline"] = out["ratio_amortised"]
+    return out
+
+
+# --- 3. scrape time and bytes, 4. memory per series -------------------------------------
+
+def _endpoints(n: int) -> list[str]:
+    return [f"/api/v1/generated/{i:05d}/<int:item_id>" for i in range(n)]
+
+
+class _OursSeries:
+    """The HTTP families of the pipeline with ``n`` label sets."""
+
+    def __init__(self):
+        from .http_metrics import HttpMetrics
+
+        self.provider, meter, self.registry, self.renderer = _ours_meter()
+        self.http = HttpMetrics(meter)
+
+    def add(self, endpoints: Sequence[str]) -> None:
+        note = self.http.requests.note
+        for endpoint in endpoints:
+            note(("GET", endpoint, "200"), 0.042)
+        self.http.drain()
+
+    def render(self) -> bytes:
+        return self.renderer.render().body
+
+    def close(self) -> None:
+        self.provider.shutdown()
+
+
+class _PromSeries:
+    def __init__(self):
+        from prometheus_client import CollectorRegistry
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = PromHttpMetrics(self.registry)
+
+    def add(self, endpoints: Sequence[str]) -> None:
+        record = self.metrics.record
+        for endpoint in endpoints:
+            record(("GET", endpoint, "200"), 0.042)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        pass
+
+
+def _sample_lines(body: bytes) -> int:
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def run_scrape(budget: Budget, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Section 3: scrape time and bytes by number of label sets."""
+    out: dict[str, Any] = {"sizes": {}}
+    for n in budget.scrape_sizes:
+        endpoints = _endpoints(n)
+        built = {"ours": _OursSeries(), "prom": _PromSeries()}
+        try:
+            for series in built.values():
+                series.add(endpoints)
+            times: dict[str, list[float]] = {"ours": [], "prom": []}
+            bodies = {v: s.render() for v, s in built.items()}  # warm-up
+            rounds = budget.scrape_rounds if n < 10_000 else max(3, budget.scrape_rounds // 2)
+            for round_no in range(rounds):
+                for variant in _rotated(("ours", "prom"), round_no):
+                    start = _perf()
+                    built[variant].render()
+                    times[variant].append(_perf() - start)
+        finally:
+            for series in built.values():
+                series.close()
+        value, clamped = ratio(median(times["ours"]), median(times["prom"]))
+        out["sizes"][str(n)] = {
+            "ours_ms": median(times["ours"]) * 1e3, "prom_ms": median(times["prom"]) * 1e3,
+            "ours_bytes": len(bodies["ours"]), "prom_bytes": len(bodies["prom"]),
+            "ours_sample_lines": _sample_lines(bodies["ours"]),
+            "prom_sample_lines": _sample_lines(bodies["prom"]),
+            "ratio": value, "ratio_clamped": clamped,
+            "bytes_ratio": len(bodies["ours"]) / max(len(bodies["prom"]), 1),
+            "raw_ms": {v: [t * 1e3 for t in ts] for v, ts in times.items()},
+        }
+        log(f"  scrape: {n} label sets done")
+    out["headline"] = max(s["ratio"] for s in out["sizes"].values())
+    return out
+
+
+def _retained_bytes(make: Callable[[], Any], endpoints: Sequence[str]) -> tuple[int, int]:
+    """(bytes retained by an empty instance, bytes added by ``endpoints`` and one scrape)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        series = make()
+        series.render()
+        gc.collect()
+        empty = tracemalloc.get_traced_memory()[0]
+        series.add(endpoints)
+        series.render()
+        gc.collect()
+        full = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    series.close()
+    return empty - start, full - empty
+
+
+def run_memory(budget: Budget, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Section 4: retained memory per label set (tracemalloc)."""
+    out: dict[str, Any] = {"sizes": {}}
+    for n in budget.memory_sizes:
+        endpoints = _endpoints(n)  # the label strings exist before tracing: neither side pays them
+        row = {}
+        for variant, make in (("ours", _OursSeries), ("prom", _PromSeries)):
+            base, added = _retained_bytes(make, endpoints)
+            row[f"{variant}_base_bytes"] = base
+            row[f"{variant}_bytes_per_series"] = added / n
+        row["ratio"] = row["ours_bytes_per_series"] / max(row["prom_bytes_per_series"], 1e-9)
+        out["sizes"][str(n)] = row
+        log(f"  memory: {n} label sets done")
+    return out
+
+
+# --- 5. whole server -------------------------------------------------------------------
+
+def _backend_dir() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class GunicornServer:
+    """One gunicorn master (1 worker x threads gthread) serving one variant."""
+
+    def __init__(self, variant: str, threads: int = 4):
+        self.variant = variant
+        self.port = _free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _backend_dir() + os.pathsep + env.get("PYTHONPATH", "")
+        self.errors = tempfile.TemporaryFile()
+        cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
+               "--workers", "1", "--threads", str(threads), "--worker-class", "gthread",
+               "--log-level", "warning", f"telemetry.bench:server_app({variant!r})"]
+        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.errors)
+        self._worker = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.errors.seek(0)
+                err = self.errors.read().decode(errors="replace")
+                raise RuntimeError(f"gunicorn ({self.variant}) exited: {err[-2000:]}")
+            try:
+                if _get(self.base + "/api/v1/jobs/1", timeout=1.0) == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn ({self.variant}) did not answer within {timeout} s")
+
+    def worker_cpu(self) -> float | None:
+        """CPU seconds (user + system) used so far by the worker process."""
+        try:
+            import psutil
+            if self._worker is None:
+                children = psutil.Process(self.process.pid).children()
+                if len(children) != 1:
+                    return None
+                self._worker = children[0]
+            times = self._worker.cpu_times()
+            return times.user + times.system
+        except Exception:  # noqa: BLE001 - CPU is informational
+            return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.errors.close()
+
+
+def _run_wrk(url: str, connections: int, seconds: float) -> dict:
+    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    text = done.stdout
+    rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
+    total = re.search(r"(\d+) requests in ([0-9.]+)(m?s)", text)
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    if done.returncode != 0 or rps is None or total is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {text}{done.stderr}")
+    return {"rps": float(rps.group(1)), "requests": int(total.group(1)),
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else None}
+
+
+def loadgen_main(argv: Sequence[str] | None = None) -> int:
+    """A keep-alive HTTP load generator for when wrk is missing (run in its own process)."""
+    import http.client
+
+    parser = argparse.ArgumentParser(prog="bench-loadgen")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("path")
+    parser.add_argument("connections", type=int)
+    parser.add_argument("seconds", type=float)
+    args = parser.parse_args(argv)
+    counts = [0] * args.connections
+    failures = [0] * args.connections
+    stop_at = time.monotonic() + args.seconds
+
+    def drive(slot: int) -> None:
+        conn = http.client.HTTPConnection(args.host, args.port, timeout=10)
+        while time.monotonic() < stop_at:
+            try:
+                conn.request("GET", args.path)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    counts[slot] += 1
+                else:
+                    failures[slot] += 1
+            except OSError:
+                failures[slot] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(args.host, args.port, timeout=10)
+        conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    print(json.dumps({"requests": sum(counts), "seconds": elapsed, "failures": sum(failures)}))
+    return 0
+
+
+def _run_python_load(host: str, port: int, path: str, connections: int, seconds: float) -> dict:
+    code = "import sys; from telemetry.bench import loadgen_main; sys.exit(loadgen_main(sys.argv[1:]))"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _backend_dir() + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, "-c", code, host, str(port), path, str(connections), str(seconds)],
+                          capture_output=True, text=True, timeout=seconds + 60, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"python load generator failed: {done.stderr[-2000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"rps": data["requests"] / data["seconds"], "requests": data["requests"],
+            "non_2xx": data["failures"], "socket_errors": None}
+
+
+class _Scraper:
+    """GETs ``/metrics`` every ``interval`` seconds while the load runs."""
+
+    def __init__(self, url: str, interval: float):
+        self.url, self.interval = url, interval
+        self.stop_event = threading.Event()
+        self.scrapes = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                _get(self.url, timeout=10)
+                self.scrapes += 1
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=15)
+
+
+def run_server(budget: Budget, load_generator: str = "auto",
+               log: Callable[[str], None] = lambda s: None) -> dict:
+    """Section 5: requests/s of the app under gunicorn, bare vs instrumented."""
+    tool = load_generator
+    if tool == "auto":
+        tool = "wrk" if shutil.which("wrk") else "python"
+    path = "/api/v1/jobs/42"
+
+    def load(server: GunicornServer, seconds: float) -> dict:
+        if tool == "wrk":
+            return _run_wrk(server.base + path, budget.server_connections, seconds)
+        return _run_python_load("127.0.0.1", server.port, path, budget.server_connections, seconds)
+
+    servers: dict[str, GunicornServer] = {}
+    rounds: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    try:
+        for variant in VARIANTS:
+            servers[variant] = GunicornServer(variant)
+        for server in servers.values():
+            server.wait_ready()
+        for server in servers.values():  # warm-up
+            load(server, 1.0)
+        for round_no in range(budget.server_rounds):
+            for variant in _rotated(VARIANTS, round_no):
+                server = servers[variant]
+                cpu0 = server.worker_cpu()
+                with _Scraper(server.base + "/metrics", budget.server_scrape_interval) as scraper:
+                    result = load(server, budget.server_seconds)
+                cpu1 = server.worker_cpu()
+                result["scrapes"] = scraper.scrapes
+                if cpu0 is not None and cpu1 is not None and result["requests"]:
+                    result["worker_cpu_us_per_request"] = (cpu1 - cpu0) / result["requests"] * 1e6
+                rounds[variant].append(result)
+            log(f"  server: round {round_no + 1}/{budget.server_rounds}")
+        counted = None
+        if "ours" in servers:
+            counted = _scraped_count(servers["ours"].base + "/metrics")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    out: dict[str, Any] = {"load_generator": tool, "connections": budget.server_connections,
+                           "seconds_per_round": budget.server_seconds, "raw": rounds,
+                           "checks": {"ours_requests_counted": counted,
+                                      "errors": {v: sum(r["non_2xx"] for r in rs) for v, rs in rounds.items()}}}
+    for variant in VARIANTS:
+        cpu = [r["worker_cpu_us_per_request"] for r in rounds[variant] if "worker_cpu_us_per_request" in r]
+        out[variant] = {"rps": median([r["rps"] for r in rounds[variant]]),
+                        "worker_cpu_us_per_request": median(cpu) if cpu else float("nan")}
+    out["ratio"] = out["ours"]["rps"] / out["bare"]["rps"]
+    out["prom_ratio"] = out["prom"]["rps"] / out["bare"]["rps"]
+    out["headline"] = out["ratio"]
+    return out
+
+
+def _scraped_count(url: str) -> float | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("sublarr_http_requests_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- report ------------------------------------------------------------------------------
+
+def _met(value: float, target: tuple[str, float]) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    op, bound = target
+    ok = value <= bound if op == "<=" else value >= bound
+    return "yes" if ok else "NO"
+
+
+def _fmt_ratio(value: float, clamped: bool = False) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{'~' if clamped else ''}{value:.2f}x"
+
+
+def table(results: dict) -> str:
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    http_target = TARGETS["http_overhead_ratio"]
+    http = results.get("http")
+    if http:
+        for mode, m in http["modes"].items():
+            base = f"bare {m['bare_us']:.1f} us"
+            for kind, label in (("request", "request path"), ("amortised", "amortised incl. drain"),
+                                ("with_scrape", "incl. drain+render")):
+                headline = kind == "amortised"
+                rows.append((
+                    f"HTTP overhead/req, {mode}, {label}",
+                    f"+{m['ours'][f'overhead_{kind}_us']:.2f} us",
+                    f"prom +{m['prom'][f'overhead_{kind}_us']:.2f} us ({base})",
+                    _fmt_ratio(m[f"ratio_{kind}"], m[f"ratio_{kind}_clamped"]),
+                    f"{http_target[0]} {http_target[1]}" if headline else "(info)",
+                    _met(m[f"ratio_{kind}"], http_target) if headline else ""))
+            rows.append((f"HTTP scrape per {http['batch']} req, {mode}",
+                         f"drain {m['ours']['drain_per_scrape_ms']:.2f} + render {m['ours']['render_per_scrape_ms']:.2f} ms",
+                         f"prom render {m['prom']['render_per_scrape_ms']:.2f} ms", "", "(info)", ""))
+    db = results.get("db")
+    if db:
+        target = TARGETS["db_overhead_ratio"]
+        for kind, label in (("request", "request path"), ("amortised", "amortised incl. drain"),
+                            ("with_scrape", "incl. drain+render")):
+            headline = kind == "amortised"
+            rows.append((f"DB overhead/query (SQLite), {label}",
+                         f"+{db['ours'][f'overhead_{kind}_us']:.2f} us",
+                         f"prom +{db['prom'][f'overhead_{kind}_us']:.2f} us (bare {db['bare_us']:.1f} us)",
+                         _fmt_ratio(db[f"ratio_{kind}"], db[f"ratio_{kind}_clamped"]),
+                         f"{target[0]} {target[1]}" if headline else "(info)",
+                         _met(db[f"ratio_{kind}"], target) if headline else ""))
+    scrape = results.get("scrape")
+    if scrape:
+        target = TARGETS["scrape_ratio"]
+        for n, s in scrape["sizes"].items():
+            rows.append((f"scrape time, {int(n):,} label sets ({s['ours_sample_lines']:,} samples)",
+                         f"{s['ours_ms']:.2f} ms", f"prom {s['prom_ms']:.2f} ms",
+                         _fmt_ratio(s["ratio"], s["ratio_clamped"]), f"{target[0]} {target[1]}",
+                         _met(s["ratio"], target)))
+            rows.append((f"scrape bytes, {int(n):,} label sets", f"{s['ours_bytes']:,} B",
+                         f"prom {s['prom_bytes']:,} B", _fmt_ratio(s["bytes_ratio"]), "(info)", ""))
+    memory = results.get("memory")
+    if memory:
+        for n, m in memory["sizes"].items():
+            rows.append((f"memory per label set, {int(n):,} sets", f"{m['ours_bytes_per_series']:,.0f} B",
+                         f"prom {m['prom_bytes_per_series']:,.0f} B", _fmt_ratio(m["ratio"]), "(info)", ""))
+    server = results.get("server")
+    if server:
+        target = TARGETS["throughput_ratio"]
+        rows.append(("throughput, gunicorn 1x4 gthread", f"{server['ours']['rps']:,.0f} req/s",
+                     f"bare {server['bare']['rps']:,.0f} req/s", _fmt_ratio(server["ratio"]),
+                     f"{target[0]} {target[1]}", _met(server["ratio"], target)))
+        rows.append(("throughput, prom_client version (info)", f"{server['prom']['rps']:,.0f} req/s",
+                     f"bare {server['bare']['rps']:,.0f} req/s", _fmt_ratio(server["prom_ratio"]), "(info)", ""))
+        rows.append(("server worker CPU/request", f"{server['ours']['worker_cpu_us_per_request']:.1f} us",
+                     f"bare {server['bare']['worker_cpu_us_per_request']:.1f} / prom "
+                     f"{server['prom']['worker_cpu_us_per_request']:.1f} us",
+                     _fmt_ratio(server['ours']['worker_cpu_us_per_request']
+                                / server['bare']['worker_cpu_us_per_request']), "(info)", ""))
+    header = ("measurement", "ours", "baseline(s)", "ratio", "target", "met?")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+def headlines(results: dict) -> dict[str, float]:
+    nan = float("nan")
+    return {
+        "http_overhead_ratio": results.get("http", {}).get("headline", nan),
+        "db_overhead_ratio": results.get("db", {}).get("headline", nan),
+        "scrape_ratio": results.get("scrape", {}).get("headline", nan),
+        "throughput_ratio": results.get("server", {}).get("headline", nan),
+    }
+
+
+def summary_line(results: dict) -> str:
+    return " ".join(f"{name}={value:.3f}" for name, value in headlines(results).items())
+
+
+def environment() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "switch_interval": sys.getswitchinterval()}
+    try:
+        info["loadavg_at_start"] = os.getloadavg()
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+        for dist in ("flask", "werkzeug", "sqlalchemy", "prometheus-client", "opentelemetry-sdk", "gunicorn"):
+            info[dist] = version(dist)
+    except Exception:  # noqa: BLE001 - informational
+        pass
+    return info
+
+
+def run(budget: Budget, *, server: bool = True, load_generator: str = "auto",
+        log: Callable[[str], None] = lambda s: None) -> dict:
+    """Every section, in order; returns the raw results."""
+    results: dict[str, Any] = {"budget": asdict(budget), "environment": environment()}
+    started = time.monotonic()
+    with same_series():
+        log("HTTP overhead (in process)...")
+        results["http"] = run_http(budget, log)
+        log("query overhead (SQLite)...")
+        results["db"] = run_db(budget, log)
+        log("scrape time and bytes...")
+        results["scrape"] = run_scrape(budget, log)
+        log("memory per series...")
+        results["memory"] = run_memory(budget, log)
+    if server:
+        log("whole-server throughput (gunicorn)...")
+        results["server"] = run_server(budget, load_generator, log)
+    results["elapsed_seconds"] = time.monotonic() - started
+    results["headlines"] = headlines(results)
+    return results
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sublarr-telemetry bench",
+        description="Overhead of sublarr telemetry versus a bare app and a prometheus_client version.")
+    parser.add_argument("--quick", action="store_true", help="a reduced run (under two minutes)")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw numbers to PATH")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="skip the gunicorn throughput section (its ratio is then nan)")
+    parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto",
+                        help="wrk when installed (auto), else a Python load generator process")
+    args = parser.parse_args(argv)
+    budget = QUICK if args.quick else FULL
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    results = run(budget, server=not args.skip_server, load_generator=args.load_generator, log=log)
+    notes = []
+    if not results["http"]["checks"]["ok"]:
+        notes.append(f"WARNING: HTTP request counts disagree: {results['http']['checks']}")
+    if not results["db"]["checks"]["ok"]:
+        notes.append(f"WARNING: query counts disagree: {results['db']['checks']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(_json_safe(results), indent=2, sort_keys=True) + "\n")
+    env = results["environment"]
+    print(f"sublarr-telemetry bench ({'quick' if args.quick else 'full'}), python {env['python']}, "
+          f"{env['cpus']} CPUs, load average at start {env.get('loadavg_at_start')}, "
+          f"{results['elapsed_seconds']:.0f} s")
+    print(f"HTTP: {results['http']['batch']} requests per variant per round, a scrape after each; "
+          f"{budget.http_rounds} interleaved rounds; medians. DB: {results['db']['batch']} statements per round, "
+          f"{budget.db_rounds} rounds.")
+    if "server" in results:
+        s = results["server"]
+        print(f"Server: {s['load_generator']}, {s['connections']} connections, {budget.server_rounds} rounds x "
+              f"{budget.server_seconds:g} s per variant, /metrics scraped every {budget.server_scrape_interval:g} s.")
+    print()
+    print(table(results))
+    for note in notes:
+        print(note)
+    print()
+    print(summary_line(results))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""A per-family cap on distinct label sets.
+
+The SDK keeps every label set it ever saw for the life of the process. Label
+values here are already bounded one by one (route templates, closed sets,
+capped learned sets), but their product can still be large, so each family
+also has a cap on label sets: past it, new sets are folded into one series
+whose labels all read ``_overflow``, the folded recordings are counted in
+``sublarr_telemetry_series_overflow_total{family}``, and the first fold of a
+family is logged once. Checks happen off the hot path where the recorder
+allows it (at drain time for HTTP and queries).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from . import catalog
+from .catalog import OVERFLOW
+
+_log = logging.getLogger("telemetry.cardinality")
+DEFAULT_MAX_SERIES = 1000
+
+
+class OverflowCounter:
+    """The self-metric shared by every guard of one pipeline.
+
+    Register it after every other instrument: callbacks run in registration
+    order, and the HTTP and query counts are folded while their own callbacks
+    drain, so this one must observe after them.
+    """
+
+    def __init__(self):
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def register(self, meter: Meter) -> None:
+        family = catalog.family("sublarr_telemetry_series_overflow_total")
+        meter.create_observable_counter(family.instrument_name, callbacks=[self._observe],
+                                        unit=family.unit, description=family.description)
+
+    def add(self, family: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[family] = self._counts.get(family, 0) + amount
+
+    def _observe(self, options: CallbackOptions):
+        with self._lock:
+            return [Observation(n, {"family": name}) for name, n in self._counts.items()]
+
+
+class SeriesGuard:
+    """Admits label-value tuples of one family up to ``cap`` distinct ones."""
+
+    def __init__(self, family: str, label_keys: Sequence[str], cap: int, overflow: OverflowCounter | None):
+        self.family = family
+        self.cap = cap
+        self.overflow_key = tuple(OVERFLOW for _ in label_keys)
+        self._seen: set[tuple] = set()
+        self._lock = threading.Lock()
+        self._counter = overflow
+        self._warned = False
+
+    def admit(self, key: tuple) -> tuple:
+        if key in self._seen:
+            return key
+        with self._lock:
+            if key in self._seen:
+                return key
+            if len(self._seen) < self.cap or not key:
+                self._seen.add(key)
+                return key
+        if self._counter is not None:
+            self._counter.add(self.family)
+        if not self._warned:
+            self._warned = True
+            _log.warning("sublarr telemetry: %s reached its cap of %d label sets; new ones are folded into "
+                         "the _overflow series (SUBLARR_METRICS_MAX_SERIES raises the cap)", self.family, self.cap)
+        return self.overflow_key

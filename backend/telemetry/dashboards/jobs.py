@@ -1,0 +1,76 @@
+"""``sublarr-jobs``: background jobs, the processes behind them, and the telemetry itself."""
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+
+from .common import (BYTES, COUNT, GREEN, OPS, PERCENT, RED, SECONDS, STATE, UP_MAPPINGS, Target,
+                     bargauge_panel, increase_over_range, new_dashboard, per_process, quantile, rate, sel,
+                     stat_panel, table_panel, timeseries_panel, to_dict)
+
+UID = "sublarr-jobs"
+TITLE = "Sublarr / Jobs and instances"
+
+PROCESS = ("job", "instance")
+
+
+def jobs_row(d: db.Dashboard) -> db.Dashboard:
+    return (d.with_row(db.Row("Background jobs"))
+            .with_panel(timeseries_panel(
+                "Job duration by function", "Median and 95th percentile of the time a background job "
+                "took, by job function (recorded by the RQ workers).", SECONDS,
+                [Target(quantile(0.5, "sublarr_job_duration_seconds", ("function",)), "p50 {{function}}"),
+                 Target(quantile(0.95, "sublarr_job_duration_seconds", ("function",)), "p95 {{function}}")],
+                width=12))
+            .with_panel(timeseries_panel(
+                "Job outcomes", "Background jobs finished per second, by function and final status "
+                "(finished, failed, stopped, canceled).", OPS,
+                [Target(rate("sublarr_jobs_total", ("function", "status")), "{{function}} {{status}}")],
+                width=12, stack=True))
+            .with_panel(bargauge_panel(
+                "Jobs in the time range", "Background jobs that ended within the dashboard's time "
+                "range, by final status.", COUNT,
+                [Target(increase_over_range("sublarr_jobs_total", ("status",)), "{{status}}", instant=True)],
+                width=24, height=6)))
+
+
+def instances_row(d: db.Dashboard) -> db.Dashboard:
+    return (d.with_row(db.Row("Instances"))
+            .with_panel(table_panel(
+                "Processes", "Every Sublarr process Prometheus knows (sublarr_info): web processes "
+                "scraped directly or pushing through the collector, and RQ workers.", STATE,
+                [Target(per_process("sublarr_info", ("job", "instance", "version")), instant=True, table=True)],
+                hide=("Time", "Value"), width=12))
+            .with_panel(stat_panel(
+                "Scrape targets", "Prometheus's up for each scraped target: the app's metrics path and "
+                "the collector. Processes that push through the collector have no target of their "
+                "own; they are up while their series arrive (see Processes).", STATE,
+                [Target(f"sum by (job, instance) ({sel('up')})", "{{job}} {{instance}}")],
+                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=12, height=8))
+            .with_panel(timeseries_panel(
+                "CPU by instance", "CPU used by each process, in percent of one core.", PERCENT,
+                [Target(per_process("sublarr_cpu_usage_percent", PROCESS), "{{job}} {{instance}}")]))
+            .with_panel(timeseries_panel(
+                "Memory by instance", "Resident memory of each process.", BYTES,
+                [Target(per_process("sublarr_memory_usage_bytes", PROCESS), "{{job}} {{instance}}")])))
+
+
+def telemetry_row(d: db.Dashboard) -> db.Dashboard:
+    return (d.with_row(db.Row("Telemetry"))
+            .with_panel(stat_panel(
+                "State sources", "Whether each telemetry state source (pool, database, cache, redis, "
+                "queue, ...) answered its last read in time, the worst over all processes. A source "
+                "that is down loses only its own series.", STATE,
+                [Target(f"min by (source) ({sel('sublarr_telemetry_source_up')})", "{{source}}")],
+                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=12, height=8))
+            .with_panel(timeseries_panel(
+                "State source errors", "State source reads per second that failed or ran past their "
+                "time budget, by source, over all processes.", OPS,
+                [Target(rate("sublarr_telemetry_source_errors_total", ("source",)), "{{source}}")],
+                width=12)))
+
+
+def build() -> dict:
+    d = new_dashboard(UID, TITLE, "Sublarr's background jobs, its processes and the health of its telemetry.")
+    for row in (jobs_row, instances_row, telemetry_row):
+        d = row(d)
+    return to_dict(d)
