@@ -47,3 +47,8 @@ def unavailable(reason: str) -> Exposition:
     """503 with a plain-text reason: a scrape of a disabled module says why."""
     body = f"# sublarr telemetry is not serving metrics: {reason}\n".encode()
     return Exposition(503, body, (("Content-Type", TEXT_PLAIN), ("Cache-Control", "no-store")))
+
+
+def unauthorized(challenge: tuple[str, str]) -> Exposition:
+    return Exposition(401, b"unauthorized\n",
+                      (("Content-Type", TEXT_PLAIN), ("Cache-Control", "no-store"), challenge))

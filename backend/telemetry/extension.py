@@ -69,6 +69,8 @@ class Telemetry:
         self.pipeline = None
         self._middleware = None
         self._app_ref = None
+        self._auth = None
+        self.listener = None
         self.unavailable_reason: str | None = None
         if app is not None:
             self.init_app(app)
@@ -102,8 +104,16 @@ class Telemetry:
         if self.pipeline is not None and not settings.serve_metrics:
             self.unavailable_reason = ("metrics are pushed over OTLP, not served here "
                                        f"(OTEL_METRICS_EXPORTER={','.join(settings.exporters) or 'none'})")
-        app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
-                         view_func=self._metrics_view, methods=["GET"])
+        from .auth import ScrapeAuth
+        self._auth = ScrapeAuth.from_settings(settings)
+        if settings.listen is not None:
+            from .listener import MetricsListener
+            host, port = settings.listen
+            self.listener = MetricsListener(host, port, settings.path, self.respond).start()
+            _log.info("sublarr telemetry: metrics on http://%s:%d%s", host, self.listener.port, settings.path)
+        else:
+            app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
+                             view_func=self._metrics_view, methods=["GET"])
         return self
 
     def _build_pipeline(self, app: "Flask"):
@@ -155,6 +165,10 @@ class Telemetry:
         old, app = self.pipeline, self._app_ref()
         if old is None or app is None or old.owner_pid == os.getpid():
             return
+        if self.listener is not None:  # the port belongs to the parent
+            self.listener = None
+            _log.warning("sublarr telemetry: SUBLARR_METRICS_LISTEN serves the parent process only; "
+                         "forked workers should push over OTLP")
         try:
             new = self._build_pipeline(app)
         except Exception:  # never break the child; it keeps serving without metrics
@@ -182,10 +196,19 @@ class Telemetry:
             return unavailable(self.unavailable_reason or "not initialised")
         return self.pipeline.renderer.render(accept, accept_encoding)
 
+    def respond(self, accept: str | None, accept_encoding: str | None, authorization: str | None):
+        """One scrape: the auth check, then the exposition (or why there is none)."""
+        from .exposition import unauthorized
+
+        if not self._auth.allows(authorization):
+            return unauthorized(self._auth.challenge())
+        return self.render(accept, accept_encoding)
+
     def _metrics_view(self):
         from flask import Response, request
 
-        exposition = self.render(request.headers.get("Accept"), request.headers.get("Accept-Encoding"))
+        exposition = self.respond(request.headers.get("Accept"), request.headers.get("Accept-Encoding"),
+                                  request.headers.get("Authorization"))
         return Response(exposition.body, status=exposition.status, headers=list(exposition.headers))
 
     # lifecycle ----------------------------------------------------------
@@ -203,6 +226,9 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop readers; events go nowhere afterwards."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         if self.pipeline is not None:
             self.pipeline.shutdown()
 

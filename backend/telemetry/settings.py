@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -51,6 +51,11 @@ class Settings:
     export_interval_ms: float | None = None
     job_functions: tuple[str, ...] = ()
     max_series: int = 1000
+    auth: str = "none"
+    token: str | None = field(default=None, repr=False)
+    username: str = "prometheus"
+    password: str | None = field(default=None, repr=False)
+    listen: tuple[str, int] | None = None
 
     @property
     def serve_metrics(self) -> bool:
@@ -76,6 +81,8 @@ class Settings:
             export_interval_ms=_seconds(env, "OTEL_METRIC_EXPORT_INTERVAL", None, 1, 3_600_000),
             job_functions=_name_list(env, "SUBLARR_METRICS_JOB_FUNCTIONS"),
             max_series=_integer(env, "SUBLARR_METRICS_MAX_SERIES", 1000, 10, 1_000_000),
+            **_auth(env),
+            listen=_listen(env, "SUBLARR_METRICS_LISTEN"),
         )
 
     @property
@@ -124,6 +131,57 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not value.isdigit() or not low <= int(value) <= high:
         raise SettingsError(name, value, f"a whole number from {low} to {high}")
     return int(value)
+
+
+AUTH_MODES = ("none", "bearer", "basic")
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """``NAME`` or the contents of the file named by ``NAME_FILE`` (never both).
+
+    Errors name the variable and, for files, the path; never the secret.
+    """
+    direct, path = _raw(env, name), _raw(env, name + "_FILE")
+    if direct is not None and path is not None:
+        raise SettingsError(name + "_FILE", path, f"unset when {name} is set (use one of them)")
+    if path is None:
+        return direct
+    try:
+        with open(path, encoding="utf-8") as handle:
+            secret = handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(name + "_FILE", path, f"a readable file ({exc.strerror})") from None
+    if not secret:
+        raise SettingsError(name + "_FILE", path, "a file holding a non-empty secret")
+    return secret
+
+
+def _auth(env: Mapping[str, str]) -> dict:
+    mode = (_raw(env, "SUBLARR_METRICS_AUTH") or "none").lower()
+    if mode not in AUTH_MODES:
+        raise SettingsError("SUBLARR_METRICS_AUTH", env["SUBLARR_METRICS_AUTH"], ", ".join(AUTH_MODES))
+    token, password = _secret(env, "SUBLARR_METRICS_TOKEN"), _secret(env, "SUBLARR_METRICS_PASSWORD")
+    username = _raw(env, "SUBLARR_METRICS_USERNAME") or "prometheus"
+    if mode == "bearer" and not token:
+        raise SettingsError("SUBLARR_METRICS_TOKEN", "", "a token (or SUBLARR_METRICS_TOKEN_FILE) "
+                            "when SUBLARR_METRICS_AUTH=bearer")
+    if mode == "basic" and not password:
+        raise SettingsError("SUBLARR_METRICS_PASSWORD", "", "a password (or SUBLARR_METRICS_PASSWORD_FILE) "
+                            "when SUBLARR_METRICS_AUTH=basic")
+    if mode == "basic" and ":" in username:
+        raise SettingsError("SUBLARR_METRICS_USERNAME", username, "a user name without ':'")
+    return {"auth": mode, "token": token, "username": username, "password": password}
+
+
+def _listen(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    value = _raw(env, name)
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise SettingsError(name, value, "HOST:PORT or :PORT with a port from 0 (any free one) to 65535")
+    return host, int(port)
 
 
 def _otlp_protocol(env: Mapping[str, str]) -> str:
