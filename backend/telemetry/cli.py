@@ -1,4 +1,4 @@
-"""The ``sublarr-telemetry`` command: ``demo`` and ``catalog``."""
+"""The ``sublarr-telemetry`` command: ``demo``, ``catalog``, ``check`` and ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -24,7 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     cat.add_argument("--write-readme", metavar="PATH", nargs="?", const="README.md", default=None,
                      help="rewrite the generated reference section of a README (default README.md)")
 
+    check = commands.add_parser("check", help="ask a live Prometheus whether every family and panel has data")
+    check.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL, e.g. http://localhost:9090")
+    check.add_argument("--job", default=".*", help="regex for the job label, as the dashboards' job variable")
+    check.add_argument("--instance", default=".*", help="regex for the instance label")
+    check.add_argument("--rate-interval", default="1m",
+                       help="value for $__rate_interval (at least 4x the scrape interval)")
+    check.add_argument("--families-only", action="store_true", help="skip the dashboard panels")
+
+    bench = commands.add_parser("bench", help="measure the overhead against prometheus_client and a bare app",
+                                add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+
     args = parser.parse_args(argv)
+    if args.command == "check":
+        from .doctor import run_check
+        return run_check(args.prometheus, args.job, args.instance, args.rate_interval,
+                         panels=not args.families_only)
+    if args.command == "bench":
+        from .bench import main as bench_main
+        return bench_main(args.rest)
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(host=args.host, port=args.port, rate=args.rate,

@@ -26,3 +26,19 @@ def test_every_settings_variable_is_documented():
     source = (REPO / "backend" / "telemetry" / "settings.py").read_text()
     for variable in set(re.findall(r'"((?:SUBLARR|OTEL)_[A-Z_]+)"', source)):
         assert f"`{variable}`" in readme, variable
+
+
+def test_monitoring_guide_reference_and_alert_table_are_current():
+    import yaml
+
+    guide = (REPO / "monitoring" / "README.md").read_text()
+    assert reference.replace_section(guide, reference.markdown()) == guide, \
+        "monitoring/README.md reference is stale: run `sublarr-telemetry catalog --write-readme monitoring/README.md`"
+    rules = yaml.safe_load((REPO / "monitoring" / "prometheus" / "rules" / "sublarr.rules.yml").read_text())
+    alerts = {r["alert"]: r["labels"]["severity"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    table = dict(re.findall(r"^\| (Sublarr\w+) \| (\w+) \|", guide, flags=re.M))
+    assert table == alerts
+    runbook = (REPO / "monitoring" / "runbook.md").read_text()
+    for alert in alerts:
+        assert f"(runbook.md#{alert.lower()})" in guide
+        assert re.search(rf"^## {alert}$", runbook, flags=re.M), alert

@@ -1,0 +1,165 @@
+"""``sublarr-telemetry check --prometheus URL``: is the telemetry arriving?
+
+Asks a live Prometheus which ``sublarr_*`` families it has and whether every
+dashboard panel's query returns data, and prints a table with a reason for
+each miss. Families that only exist in some set-ups are expected only when
+the app says that set-up is in use (for example the Redis families once
+``sublarr_telemetry_source_up{source="redis"}`` exists); families that need an
+RQ worker pushing, or a cap being reached, are reported but never fail.
+"""
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from . import catalog
+
+SAMPLE_SUFFIXES = ("_bucket", "_sum", "_count")
+OPTIONAL = {
+    "sublarr_telemetry_series_overflow_total": "only after a family reached SUBLARR_METRICS_MAX_SERIES",
+    "sublarr_job_duration_seconds": "needs an RQ worker pushing over OTLP (telemetry.rq_worker)",
+    "sublarr_jobs_total": "needs an RQ worker pushing over OTLP (telemetry.rq_worker)",
+}
+NEEDS_SOURCE = {  # family group or name -> the source whose presence makes it expected
+    "sublarr_redis_connected": "redis", "sublarr_redis_memory_used_bytes": "redis",
+    "sublarr_disk_usage_percent": "disk",
+    "sublarr_db_pool_size": "pool", "sublarr_db_pool_checked_out": "pool", "sublarr_db_pool_overflow": "pool",
+}
+_METRIC = re.compile(r"(?<![\w:])(sublarr_[a-z0-9_]+)")
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str       # family or panel
+    name: str
+    ok: bool
+    required: bool
+    reason: str
+
+
+def family_of(sample_name: str) -> str | None:
+    names = {f.name for f in catalog.FAMILIES}
+    if sample_name in names:
+        return sample_name
+    for suffix in SAMPLE_SUFFIXES:
+        if sample_name.endswith(suffix) and sample_name[: -len(suffix)] in names:
+            return sample_name[: -len(suffix)]
+    return None
+
+
+def families_in(expr: str) -> set[str]:
+    return {f for f in (family_of(m) for m in _METRIC.findall(expr)) if f}
+
+
+class PrometheusClient:
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, expr: str) -> list[dict]:
+        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise PrometheusError(f"{exc.code} from Prometheus for {expr!r}: {detail}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PrometheusError(f"cannot query {self.base_url}: {exc}") from None
+        if body.get("status") != "success":
+            raise PrometheusError(f"query {expr!r} failed: {body.get('error')}")
+        return body["data"]["result"]
+
+
+def substitute(expr: str, job: str, instance: str, rate_interval: str) -> str:
+    """Template variables replaced the way Grafana would for the given selection."""
+    out = expr.replace("$__rate_interval", rate_interval).replace("${__rate_interval}", rate_interval)
+    out = re.sub(r"\$\{?job\}?", job, out)
+    out = re.sub(r"\$\{?instance\}?", instance, out)
+    return out
+
+
+def check_families(client: PrometheusClient, job: str) -> list[Finding]:
+    present = {r["metric"]["__name__"] for r in client.query(
+        f'count by (__name__) ({{__name__=~"sublarr_.+", job=~"{job}"}})')}
+    present_families = {f for f in (family_of(n) for n in present) if f}
+    sources = {r["metric"].get("source") for r in client.query(
+        f'sublarr_telemetry_source_up{{job=~"{job}"}}')}
+    findings = []
+    for family in catalog.FAMILIES:
+        ok = family.name in present_families
+        required, reason = True, "present" if ok else "absent"
+        if family.name in OPTIONAL:
+            required = False
+            reason = "present" if ok else f"absent ({OPTIONAL[family.name]})"
+        elif family.name in NEEDS_SOURCE and NEEDS_SOURCE[family.name] not in sources:
+            required = False
+            reason = "present" if ok else f"absent (no {NEEDS_SOURCE[family.name]} source configured)"
+        elif not ok:
+            reason = f"absent: no sample of {family.name} for job=~{job!r}; is the app scraped and was it exercised?"
+        findings.append(Finding("family", family.name, ok, required, reason))
+    return findings
+
+
+def check_panels(client: PrometheusClient, job: str, instance: str, rate_interval: str,
+                 family_findings: list[Finding]) -> list[Finding]:
+    from .dashboards import build_all, panel_queries
+
+    optional = {f.name: f.reason for f in family_findings if not f.required and not f.ok}
+    findings = []
+    for uid, dashboard in sorted(build_all().items()):
+        for title, ref, expr in panel_queries(dashboard):
+            name = f"{uid} / {title} [{ref}]"
+            try:
+                result = client.query(substitute(expr, job, instance, rate_interval))
+            except PrometheusError as exc:
+                findings.append(Finding("panel", name, False, True, str(exc)))
+                continue
+            needed = families_in(expr)
+            if result:
+                findings.append(Finding("panel", name, True, True, "data"))
+            elif needed and needed <= set(optional):
+                findings.append(Finding("panel", name, False, False,
+                                        "no data (" + "; ".join(sorted({optional[n] for n in needed})) + ")"))
+            else:
+                findings.append(Finding("panel", name, False, True,
+                                        "no data; needs " + ", ".join(sorted(needed)) if needed else "no data"))
+    return findings
+
+
+def render_table(findings: list[Finding]) -> str:
+    width = max(len(f.name) for f in findings)
+    lines = [f"{'CHECK':<7} {'NAME':<{width}}  {'STATUS':<7} REASON"]
+    for f in findings:
+        status = "ok" if f.ok else ("MISSING" if f.required else "n/a")
+        lines.append(f"{f.kind:<7} {f.name:<{width}}  {status:<7} {f.reason}")
+    return "\n".join(lines) + "\n"
+
+
+def run_check(prometheus: str, job: str = ".*", instance: str = ".*", rate_interval: str = "1m",
+              panels: bool = True, out=None) -> int:
+    import sys
+    out = out or sys.stdout
+    client = PrometheusClient(prometheus)
+    try:
+        findings = check_families(client, job)
+        if panels:
+            findings += check_panels(client, job, instance, rate_interval, findings)
+    except PrometheusError as exc:
+        print(f"check failed: {exc}", file=out)
+        return 2
+    out.write(render_table(findings))
+    missing = [f for f in findings if f.required and not f.ok]
+    families = sum(1 for f in findings if f.kind == "family" and f.ok)
+    panels_ok = sum(1 for f in findings if f.kind == "panel" and f.ok)
+    print(f"\n{families} families present, {panels_ok} panels with data, {len(missing)} required missing",
+          file=out)
+    return 1 if missing else 0
