@@ -95,3 +95,42 @@ def running_otel_collector(otel_collector):
     """The session collector, brought back up if an earlier test stopped it."""
     otel_collector.ensure_running()
     return otel_collector
+
+
+# --- Prometheus (tests/prometheus_server.py) and a private collector ----------
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the prometheus server binary (Debian's `prometheus` package)."""
+    from prometheus_server import find_prometheus
+    try:
+        return find_prometheus()
+    except ServerUnavailable as exc:
+        missing(str(exc))
+
+
+@pytest.fixture
+def prometheus_factory(prometheus_binary):
+    """start(config: dict, rule_files={relative: source}) -> a running PrometheusServer.
+
+    Every server started through it is closed (process and temp dir) after the test.
+    """
+    from prometheus_server import PrometheusServer
+    started = []
+
+    def start(config: dict, rule_files: dict | None = None):
+        server = _start(lambda: PrometheusServer(prometheus_binary, config, rule_files))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def fresh_otel_collector(otelcol_binary):
+    """A collector of this test's own: its exporter holds only what this test pushed."""
+    collector = _start(lambda: OtelCollector(otelcol_binary))
+    yield collector
+    collector.close()

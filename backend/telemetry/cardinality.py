@@ -41,6 +41,11 @@ class OverflowCounter:
         meter.create_observable_counter(family.instrument_name, callbacks=[self._observe],
                                         unit=family.unit, description=family.description)
 
+    def watch(self, family: str) -> None:
+        """A guarded family reads 0 until its first fold, so 'no overflow' is visible."""
+        with self._lock:
+            self._counts.setdefault(family, 0)
+
     def add(self, family: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[family] = self._counts.get(family, 0) + amount
@@ -61,6 +66,8 @@ class SeriesGuard:
         self._lock = threading.Lock()
         self._counter = overflow
         self._warned = False
+        if overflow is not None:
+            overflow.watch(family)
 
     def admit(self, key: tuple) -> tuple:
         if key in self._seen:

@@ -173,7 +173,8 @@ FAMILIES: tuple[Family, ...] = (
            "database", (_operation,), source="SQLAlchemy cursor events"),
     Family("sublarr_db_pool_size", Kind.GAUGE, "",
            "Configured size of the database connection pool.",
-           "database", notes="Absent for pools without a size (SQLite's default pools).",
+           "database", notes="Absent for pools without a size (NullPool, StaticPool, in-memory SQLite's "
+           "SingletonThreadPool).",
            source="pool callback"),
     Family("sublarr_db_pool_checked_out", Kind.GAUGE, "",
            "Database connections checked out of the pool now.",

@@ -39,6 +39,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
     env = {k: v for k, v in os.environ.items() if k not in _EMBEDDED_ONLY}
     app = create_app(Config.from_env(env))
     app.logger.addFilter(_hide_deliberate_errors)
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the progress line
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
@@ -91,7 +93,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
             queue.shutdown(wait=False)
         if telemetry is not None:
             telemetry.shutdown()
-    print(("\n" if interactive else "") + "demo stopped", file=out, flush=True)
+    try:
+        print(("\n" if interactive else "") + "demo stopped", file=out, flush=True)
+    except BrokenPipeError:  # the reader went away first (e.g. `| head`)
+        pass
     return 0
 
 

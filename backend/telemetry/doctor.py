@@ -79,9 +79,11 @@ class PrometheusClient:
         return body["data"]["result"]
 
 
-def substitute(expr: str, job: str, instance: str, rate_interval: str) -> str:
+def substitute(expr: str, job: str, instance: str, rate_interval: str, time_range: str = "1h") -> str:
     """Template variables replaced the way Grafana would for the given selection."""
     out = expr.replace("$__rate_interval", rate_interval).replace("${__rate_interval}", rate_interval)
+    out = out.replace("$__range", time_range).replace("${__range}", time_range)
+    out = out.replace("$__interval", rate_interval).replace("${__interval}", rate_interval)
     out = re.sub(r"\$\{?job\}?", job, out)
     out = re.sub(r"\$\{?instance\}?", instance, out)
     return out

@@ -49,7 +49,7 @@ OPS = "ops"  # operations per second
 COUNT = "short"
 STATE = "none"
 
-GREEN, ORANGE, RED, BLUE, YELLOW = "green", "orange", "red", "blue", "yellow"
+GREEN, ORANGE, RED = "green", "orange", "red"
 
 
 # --- PromQL -------------------------------------------------------------------

@@ -61,12 +61,18 @@ def telemetry_row(d: db.Dashboard) -> db.Dashboard:
                 "queue, ...) answered its last read in time, the worst over all processes. A source "
                 "that is down loses only its own series.", STATE,
                 [Target(f"min by (source) ({sel('sublarr_telemetry_source_up')})", "{{source}}")],
-                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=12, height=8))
+                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=8, height=8))
             .with_panel(timeseries_panel(
                 "State source errors", "State source reads per second that failed or ran past their "
                 "time budget, by source, over all processes.", OPS,
                 [Target(rate("sublarr_telemetry_source_errors_total", ("source",)), "{{source}}")],
-                width=12)))
+                width=8))
+            .with_panel(timeseries_panel(
+                "Series cap overflow", "Recordings per second folded into a family's _overflow series "
+                "because the family reached its cap of label sets (SUBLARR_METRICS_MAX_SERIES). No "
+                "data is good news: the counter appears with a family's first fold.", OPS,
+                [Target(rate("sublarr_telemetry_series_overflow_total", ("family",)), "{{family}}")],
+                width=8)))
 
 
 def build() -> dict:

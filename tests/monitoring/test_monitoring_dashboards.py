@@ -1,0 +1,212 @@
+"""The generated Grafana dashboards: committed JSON is the generator's output,
+and every dashboard follows the rules file provisioning and multi-process
+Sublarr need (datasource variable, job/instance variables, $__rate_interval,
+sum by, units and descriptions, current panel types only)."""
+import importlib
+import json
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from monitoring_helpers import DASHBOARD_DIR, EXPECTED_UIDS, committed_dashboards, metric_name_tokens
+from support import REPO, missing
+from telemetry.dashboards import build_all, iter_panels, panel_queries, render, variable_queries
+
+REGENERATE = "cd backend && ../.venv/bin/python -m telemetry.dashboards"
+PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge"}
+DS_REF = {"type": "prometheus", "uid": "${datasource}"}
+SELECTOR_MATCHERS = ('job=~"$job"', 'instance=~"$instance"')
+ALLOWED_RANGES = {"$__rate_interval", "$__range"}
+
+
+@pytest.fixture(scope="module")
+def sdk():
+    try:
+        importlib.import_module("grafana_foundation_sdk")
+    except ImportError:
+        missing("grafana-foundation-sdk is not installed (pip install -e '.[dashboards]')")
+
+
+@pytest.fixture(scope="module")
+def built(sdk):
+    return build_all()
+
+
+def test_committed_json_is_the_generators_output(built):
+    committed = {path.name: path.read_text(encoding="utf-8") for path in DASHBOARD_DIR.glob("*.json")}
+    expected = {f"{uid}.json": render(data) for uid, data in built.items()}
+    stale = sorted(name for name in expected.keys() | committed.keys()
+                   if committed.get(name) != expected.get(name))
+    assert not stale, (f"monitoring/grafana/dashboards is out of date ({', '.join(stale)}); "
+                       f"regenerate with: {REGENERATE}")
+
+
+def test_output_is_deterministic(built):
+    again = build_all()
+    assert [render(built[uid]) for uid in sorted(built)] == [render(again[uid]) for uid in sorted(again)]
+    for text in map(render, built.values()):
+        assert text.endswith("}\n") and json.loads(text)
+        assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_check_cli_names_stale_files(sdk, tmp_path):
+    env_path = str(REPO / "backend")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "telemetry.dashboards", "--out", str(tmp_path), *args],
+                                       capture_output=True, text=True, cwd=env_path, timeout=120)
+    first = run("--check")
+    assert first.returncode == 1 and "sublarr-overview.json: missing" in first.stderr, first.stderr
+    assert "python -m telemetry.dashboards" in first.stderr
+    assert run().returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{uid}.json" for uid in EXPECTED_UIDS)
+    assert run("--check").returncode == 0
+    changed = tmp_path / "sublarr-jobs.json"
+    changed.write_text(changed.read_text().replace("Job outcomes", "Job results"))
+    (tmp_path / "old.json").write_text("{}\n")
+    stale = run("--check")
+    assert stale.returncode == 1
+    assert "sublarr-jobs.json: differs" in stale.stderr and "old.json: not generated" in stale.stderr
+    assert "sublarr-overview.json" not in stale.stderr and "sublarr-database.json" not in stale.stderr
+
+
+def test_sdk_is_pinned_alike_in_both_extras():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = {name: [req for req in reqs if req.lower().startswith("grafana-foundation-sdk")]
+            for name, reqs in extras.items() if name in ("dashboards", "test")}
+    assert pins["dashboards"] and pins["dashboards"] == pins["test"], pins
+    assert "==" in pins["dashboards"][0]
+
+
+def test_stable_uids_and_no_import_placeholders(built):
+    assert set(built) == EXPECTED_UIDS
+    assert set(committed_dashboards()) == EXPECTED_UIDS
+    for uid, data in built.items():
+        assert data["uid"] == uid and data["title"] and "sublarr" in data["tags"]
+        text = json.dumps(data)
+        assert "__inputs" not in data and "__requires" not in data, uid
+        assert "${DS_" not in text and "DS_PROMETHEUS" not in text, uid
+        assert data.get("id") is None, f"{uid}: a provisioned dashboard must not carry a database id"
+
+
+def test_datasource_and_label_variables(built):
+    for uid, data in built.items():
+        variables = {v["name"]: v for v in data["templating"]["list"]}
+        assert set(variables) == {"datasource", "job", "instance"}, uid
+        ds = variables["datasource"]
+        assert ds["type"] == "datasource" and ds["query"] == "prometheus", uid
+        assert ds["current"]["value"] == "sublarr-prometheus"
+        for name in ("job", "instance"):
+            var = variables[name]
+            assert var["type"] == "query" and var["datasource"] == DS_REF, (uid, name)
+            assert var["multi"] is True and var["includeAll"] is True and var["allValue"] == ".*", (uid, name)
+            assert var["query"].startswith("label_values(sublarr_info") and var["query"].endswith(f", {name})")
+            assert var["refresh"] in (1, 2), "options must be read from Prometheus, not stored"
+        assert '{job=~"$job"}' in variables["instance"]["query"], "instance options follow the job choice"
+
+
+def test_panels_are_current_types_with_unit_description_and_datasource(built):
+    problems = []
+    for uid, data in built.items():
+        ids = [p["id"] for p in data["panels"]] + [n["id"] for p in data["panels"] for n in p.get("panels", [])]
+        if len(ids) != len(set(ids)):
+            problems.append(f"{uid}: duplicate panel ids")
+        for panel in iter_panels(data):
+            where = f"{uid} / {panel.get('title')!r}"
+            if panel["type"] not in PANEL_TYPES:
+                problems.append(f"{where}: panel type {panel['type']!r}")
+            if not panel.get("title") or not (panel.get("description") or "").strip():
+                problems.append(f"{where}: title and description required")
+            if not panel.get("fieldConfig", {}).get("defaults", {}).get("unit"):
+                problems.append(f"{where}: no unit")
+            if panel.get("datasource") != DS_REF:
+                problems.append(f"{where}: datasource {panel.get('datasource')}")
+            targets = panel.get("targets") or []
+            if not targets:
+                problems.append(f"{where}: no targets")
+            for target in targets:
+                if target.get("datasource") != DS_REF or not target.get("expr") or not target.get("refId"):
+                    problems.append(f"{where}: target {target.get('refId')} lacks datasource, expr or refId")
+            refs = [t.get("refId") for t in targets]
+            if len(refs) != len(set(refs)):
+                problems.append(f"{where}: duplicate refIds {refs}")
+        text = json.dumps(data)
+        for angular in ('"graph"', '"singlestat"', '"table-old"', "grafana-piechart-panel"):
+            if f'"type": {angular}' in text:
+                problems.append(f"{uid}: Angular panel {angular}")
+    assert problems == []
+
+
+def test_panels_tile_the_grid_without_overlap(built):
+    for uid, data in built.items():
+        cells = {}
+        for panel in data["panels"]:
+            pos = panel["gridPos"]
+            assert pos["x"] + pos["w"] <= 24, (uid, panel["title"], pos)
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    assert (x, y) not in cells, f"{uid}: {panel['title']!r} overlaps {cells[(x, y)]!r}"
+                    cells[(x, y)] = panel["title"]
+
+
+def query_problems(expr: str) -> list[str]:
+    """What is wrong with one panel query under the dashboard rules (empty: nothing)."""
+    problems = []
+    selectors = re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*\{([^}]*)\}", expr)
+    if len(selectors) != len(metric_name_tokens(expr)):
+        problems.append("every metric needs a {...} selector")
+    for matchers in selectors:
+        if not all(m in matchers for m in SELECTOR_MATCHERS):
+            problems.append(f"selector {{{matchers}}} lacks the job/instance variables")
+    for window in re.findall(r"\[([^\]]*)\]", expr):
+        if window not in ALLOWED_RANGES:
+            problems.append(f"fixed window [{window}] (use $__rate_interval)")
+    functions = re.findall(r"\b(rate|increase|irate|delta|deriv)\(", expr)
+    if set(functions) - {"rate", "increase"}:
+        problems.append(f"functions {sorted(set(functions))}: use rate() or increase()")
+    wrapped = re.findall(r"\b(?:sum|max)(?: by \([^)]*\) )?\((?:rate|increase)\(", expr)
+    if len(wrapped) != len(functions):
+        problems.append("every rate()/increase() must be aggregated with sum by (...)")
+    for inner in re.findall(r"histogram_quantile\([0-9.]+, (.{0,12})", expr):
+        if not inner.startswith("sum by (le"):
+            problems.append("histogram_quantile needs sum by (le, ...)")
+    if "$__interval" in expr:
+        problems.append("$__interval (use $__rate_interval)")
+    return problems
+
+
+def test_queries_use_variables_rate_interval_and_sum_by(built):
+    problems = [f"{uid} / {title} / {ref}: {problem}: {expr}"
+                for uid, data in built.items() for title, ref, expr in panel_queries(data)
+                for problem in query_problems(expr)]
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ('sum(rate(x_total{job=~"$job", instance=~"$instance"}[5m]))', "fixed window [5m]"),
+    ('rate(x_total{job=~"$job", instance=~"$instance"}[$__rate_interval])', "must be aggregated"),
+    ('sum(rate(x_total{job=~"$job"}[$__rate_interval]))', "lacks the job/instance"),
+    ("sum(x)", "needs a {...} selector"),
+    ('histogram_quantile(0.9, rate(h_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval]))',
+     "histogram_quantile needs sum by"),
+    ('sum(irate(x_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', "use rate() or increase()"),
+    ('sum(rate(x_total{job=~"$job", instance=~"$instance"}[$__interval]))', "fixed window [$__interval]"),
+])
+def test_query_rules_catch_mistakes(expr, problem):
+    assert any(problem in found for found in query_problems(expr)), query_problems(expr)
+
+
+def test_panel_queries_and_variable_queries_helpers(built):
+    overview = built["sublarr-overview"]
+    queries = panel_queries(overview)
+    assert len(queries) == sum(len(p["targets"]) for p in iter_panels(overview))
+    assert all(isinstance(t, str) and ref and expr for t, ref, expr in queries)
+    assert ("Translation duration", "B") in {(t, r) for t, r, _ in queries}
+    # Panels inside a collapsed row are found too.
+    nested = {"panels": [{"type": "row", "collapsed": True, "panels": [
+        {"type": "stat", "title": "inner", "targets": [{"refId": "A", "expr": "up"}]}]}]}
+    assert panel_queries(nested) == [("inner", "A", "up")]
+    assert dict(variable_queries(overview)) == {
+        "job": "label_values(sublarr_info, job)",
+        "instance": 'label_values(sublarr_info{job=~"$job"}, instance)'}
