@@ -9,6 +9,10 @@ from . import reference
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="sublarr-telemetry", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -32,18 +36,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="value for $__rate_interval (at least 4x the scrape interval)")
     check.add_argument("--families-only", action="store_true", help="skip the dashboard panels")
 
-    bench = commands.add_parser("bench", help="measure the overhead against prometheus_client and a bare app",
-                                add_help=False)
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    commands.add_parser("bench", help="measure the overhead against prometheus_client and a bare app "
+                                      "(sublarr-telemetry bench --help)")
 
     args = parser.parse_args(argv)
     if args.command == "check":
         from .doctor import run_check
         return run_check(args.prometheus, args.job, args.instance, args.rate_interval,
                          panels=not args.families_only)
-    if args.command == "bench":
-        from .bench import main as bench_main
-        return bench_main(args.rest)
+
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(host=args.host, port=args.port, rate=args.rate,

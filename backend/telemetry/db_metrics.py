@@ -25,10 +25,13 @@ _MAX_CACHED_STATEMENTS = 4096
 class QueryMetrics:
     """Listens on engines and feeds the two query families."""
 
-    def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter, guard=None):
+    def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter, guard=None,
+                 exemplars: bool = False):
         self.queries = DeferredHistogram(
             meter, catalog.family("sublarr_db_query_duration_seconds"),
             catalog.family("sublarr_db_queries_total"), guard=guard)
+        # Decided once: with tracing on, each note also keeps the current span for an exemplar.
+        self._note = self.queries.note_in_context if exemplars else self.queries.note
         self._clock = clock
         self._operation_of: dict[str, str] = {}
         self._engines: list[Any] = []
@@ -69,13 +72,13 @@ class QueryMetrics:
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         started = getattr(context, _STAMP, None)
         if started is not None:
-            self.queries.note((self.operation(statement),), self._clock() - started)
+            self._note((self.operation(statement),), self._clock() - started)
 
     def _error(self, exception_context):
         context = exception_context.execution_context
         started = getattr(context, _STAMP, None) if context is not None else None
         if started is not None:
-            self.queries.note((self.operation(exception_context.statement or ""),), self._clock() - started)
+            self._note((self.operation(exception_context.statement or ""),), self._clock() - started)
 
     def operation(self, statement: str) -> str:
         """select, insert, update, delete or other, from the statement's first word."""

@@ -8,6 +8,14 @@ per-label-set counts when a reader collects (the counter's callback runs
 inside the SDK's collect, before the storages are read, so the histogram and
 the counter always agree), or by the caller that finds the buffer full, so
 memory stays bounded even when nobody collects.
+
+Exemplars (only when tracing is on, see :mod:`telemetry.tracing`): a hot path
+chosen at construction calls :meth:`DeferredHistogram.note_in_context`, which
+keeps the sampled span context of the moment beside the value; the drain hands
+it to the SDK as ``context=``, so the exemplar names the request's trace
+although the value is recorded later. A note without one is recorded with an
+explicitly span-less context, never with whatever span is current at drain
+time (a drain can run inside another request).
 """
 from __future__ import annotations
 
@@ -16,10 +24,12 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, get_current_span, set_span_in_context
 
 from .catalog import Family
 
 DEFAULT_BUFFER_LIMIT = 20_000
+_NO_SPAN = set_span_in_context(INVALID_SPAN)  # non-empty: the SDK would replace an empty one
 
 
 class DeferredHistogram:
@@ -38,7 +48,7 @@ class DeferredHistogram:
         meter.create_observable_counter(
             counter_family.instrument_name, callbacks=[self._observe_counts],
             unit=counter_family.unit, description=counter_family.description)
-        self._pending: deque[tuple[tuple[str, ...], float]] = deque()
+        self._pending: deque[tuple] = deque()  # (key, value) or (key, value, span context)
         self.buffer_limit = buffer_limit
         self._drain_lock = threading.Lock()
         self._counts: dict[tuple[str, ...], int] = {}
@@ -51,6 +61,17 @@ class DeferredHistogram:
         if len(pending) > self.buffer_limit:
             self.drain(blocking=False)
 
+    def note_in_context(self, key: tuple[str, ...], value: float) -> None:
+        """Hot path with tracing on: :meth:`note` plus the current span context when sampled."""
+        span_context = get_current_span().get_span_context()
+        pending = self._pending
+        if span_context.trace_flags.sampled:
+            pending.append((key, value, span_context))
+        else:
+            pending.append((key, value))
+        if len(pending) > self.buffer_limit:
+            self.drain(blocking=False)
+
     def drain(self, blocking: bool = True) -> None:
         """Move noted observations into the histogram and the counts."""
         if not self._drain_lock.acquire(blocking):
@@ -60,9 +81,10 @@ class DeferredHistogram:
             record, keys, guard = self._histogram.record, self.label_keys, self._guard
             while True:
                 try:
-                    key, value = pending.popleft()
+                    item = pending.popleft()
                 except IndexError:
                     break
+                key, value = item[0], item[1]
                 attrs = attributes.get(key)
                 if attrs is None:
                     if guard is not None:
@@ -70,7 +92,10 @@ class DeferredHistogram:
                         attrs = attributes.get(key)
                     if attrs is None:
                         attrs = attributes[key] = dict(zip(keys, key))
-                record(value, attrs)
+                if len(item) == 2:
+                    record(value, attrs, context=_NO_SPAN)
+                else:
+                    record(value, attrs, context=set_span_in_context(NonRecordingSpan(item[2])))
                 counts[key] = counts.get(key, 0) + 1
         finally:
             self._drain_lock.release()
@@ -80,9 +105,10 @@ class DeferredHistogram:
         taken = []
         while True:
             try:
-                taken.append(self._pending.popleft())
+                item = self._pending.popleft()
             except IndexError:
                 return taken
+            taken.append((item[0], item[1]))
 
     def discard_pending(self) -> None:
         self._pending.clear()

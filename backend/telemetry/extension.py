@@ -72,6 +72,9 @@ class Telemetry:
         self._auth = None
         self.listener = None
         self.unavailable_reason: str | None = None
+        self.tracing = None  # telemetry.tracing.Tracing when OTEL_TRACES_EXPORTER is set
+        self._tracing_wanted = False
+        self._engine = None
         if app is not None:
             self.init_app(app)
 
@@ -93,6 +96,7 @@ class Telemetry:
         elif not settings.exporters:
             self.unavailable_reason = "no exporter (OTEL_METRICS_EXPORTER=none)"
         else:
+            self._tracing_wanted = _tracing_available(settings)
             try:
                 self.pipeline = self._build_pipeline(app)
             except ImportError as exc:
@@ -101,6 +105,9 @@ class Telemetry:
                 _log.warning("sublarr telemetry is off: %s", self.unavailable_reason)
         if self.pipeline is not None:
             self._instrument(app)
+        elif settings.tracing:
+            _log.warning("sublarr telemetry: OTEL_TRACES_EXPORTER is set but tracing needs the metrics "
+                         "pipeline, which is off (%s)", self.unavailable_reason)
         if self.pipeline is not None and not settings.serve_metrics:
             self.unavailable_reason = ("metrics are pushed over OTLP, not served here "
                                        f"(OTEL_METRICS_EXPORTER={','.join(settings.exporters) or 'none'})")
@@ -122,11 +129,11 @@ class Telemetry:
         from .pipeline import build_pipeline
 
         given = self._targets
-        engine = discovery.engine_getter(app, given["engine"])
+        engine = self._engine = discovery.engine_getter(app, given["engine"])
 
         def targets_for(queries):
             return StateTargets(
-                engine=lambda: _instrumented(queries, engine()),
+                engine=lambda: self._engine_found(queries, engine()),
                 cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
                 queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
                 breakers=discovery.breakers_getter(app, given["breakers"]),
@@ -136,7 +143,15 @@ class Telemetry:
                 count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
             )
         return build_pipeline(self.settings, targets_for, registry=self._registry,
-                              resource=self._resource, providers=self._providers)
+                              resource=self._resource, providers=self._providers,
+                              tracing=self._tracing_wanted)
+
+    def _engine_found(self, queries: Any, engine: Any) -> Any:
+        """Attach query listeners (and query spans) the first time an engine is seen."""
+        _instrumented(queries, engine)
+        if engine is not None and self.tracing is not None:
+            self.tracing.instrument_engine(engine)
+        return engine
 
     def _instrument(self, app: "Flask") -> None:
         from .http_metrics import HttpMetricsMiddleware, PathFilter
@@ -145,11 +160,18 @@ class Telemetry:
         patterns = [settings.path, *settings.exclude_paths]
         if settings.exclude_static and app.static_url_path:
             patterns.append(app.static_url_path.rstrip("/") + "/*")
+        path_filter = PathFilter.from_patterns(patterns)
         self._middleware = HttpMetricsMiddleware(
-            app.wsgi_app, self.pipeline.http, PathFilter.from_patterns(patterns),
+            app.wsgi_app, self.pipeline.http, path_filter,
             route_for_environ=lambda environ: _match_route(app, environ),
             **({"clock": self._clock} if self._clock is not None else {}))
         app.wsgi_app = self._middleware
+        if self.pipeline.tracer_provider is not None:
+            from .tracing import Tracing
+
+            self.tracing = Tracing(app, settings, path_filter)  # wraps the metrics middleware
+            self.tracing.bind(self.pipeline)
+            self.tracing.instrument_engine(self._engine())
         events.install(self.pipeline.subtitles)
         self._app_ref = weakref.ref(app)
         _after_fork_rebuild(self)
@@ -176,14 +198,20 @@ class Telemetry:
                            os.getpid())
             self.pipeline, self.unavailable_reason = None, "rebuilding after fork failed"
             self._middleware.metrics = _NoHttpMetrics()
+            if self.tracing is not None:
+                self.tracing.uninstall()
             return
         self.pipeline = new
         self._middleware.metrics = new.http
+        if self.tracing is not None:  # spans under the child's own resource and providers
+            self.tracing.bind(new)
         if events.active_sink() is old.subtitles:
             events.install(new.subtitles)
         old.queries.uninstrument()
         try:
             old.meter_provider.shutdown()
+            if old.tracer_provider is not None:  # its queue was emptied at the fork: sends nothing
+                old.tracer_provider.shutdown()
         except Exception:  # the parent's provider is dead weight here; never fatal
             pass
 
@@ -224,11 +252,19 @@ class Telemetry:
     def registry(self):
         return self.pipeline.registry if self.pipeline else None
 
+    @property
+    def tracer_provider(self):
+        """The tracer provider of the request, query and Redis spans (None when tracing is off),
+        for spans of the app's own: ``telemetry.tracer_provider.get_tracer(__name__)``."""
+        return self.pipeline.tracer_provider if self.pipeline else None
+
     def shutdown(self) -> None:
         """Flush and stop readers; events go nowhere afterwards."""
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+        if self.tracing is not None:
+            self.tracing.uninstall()
         if self.pipeline is not None:
             self.pipeline.shutdown()
 
@@ -264,6 +300,20 @@ def _after_fork_rebuild(telemetry: "Telemetry") -> None:
         if instance is not None:
             instance._rebuild_after_fork()
     os.register_at_fork(after_in_child=rebuild)
+
+
+def _tracing_available(settings: Settings) -> bool:
+    """Tracing asked for and its packages importable; else a warning, and metrics only."""
+    if not settings.tracing:
+        return False
+    try:
+        from . import tracing
+        tracing.require(settings)
+    except ImportError as exc:
+        _log.warning("sublarr telemetry: tracing is off, a package is missing (%s); "
+                     "install sublarr-telemetry[tracing]", exc)
+        return False
+    return True
 
 
 def _instrumented(queries: Any, engine: Any) -> Any:

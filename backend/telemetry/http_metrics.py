@@ -69,7 +69,8 @@ class PathFilter:
 class HttpMetrics:
     """Owns the three HTTP families; the middleware reports to it."""
 
-    def __init__(self, meter: Meter, buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None):
+    def __init__(self, meter: Meter, buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None,
+                 exemplars: bool = False):
         in_progress = catalog.family("sublarr_http_requests_in_progress")
         self.requests = DeferredHistogram(
             meter, catalog.family("sublarr_http_request_duration_seconds"),
@@ -77,7 +78,8 @@ class HttpMetrics:
         meter.create_observable_gauge(
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)
-        self._note = self.requests.note
+        # Decided once: with tracing on, each note also keeps the request span for an exemplar.
+        self._note = self.requests.note_in_context if exemplars else self.requests.note
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 

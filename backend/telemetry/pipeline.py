@@ -24,7 +24,7 @@ from .exposition import ScrapeRenderer
 from .export import build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
-from .provider import build_meter_provider, build_prometheus_reader, build_resource
+from .provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
 from .settings import Settings
 from .subtitles import SubtitleMetrics
 
@@ -59,6 +59,8 @@ class Pipeline:
     callbacks: CallbackLayer
     owner_pid: int
     capture: CaptureSink | None = None
+    resource: Any = None
+    tracer_provider: Any = None  # only when built with tracing=True (telemetry.tracing)
 
     # capture and replay (RQ work-horses) --------------------------------
     def begin_capture(self) -> None:
@@ -94,13 +96,20 @@ class Pipeline:
             events.install(None)
         self.queries.uninstrument()
         self.callbacks.close()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()  # flushes spans
         self.meter_provider.shutdown()
 
 
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
                    registry: CollectorRegistry | None = None, resource: Any = None,
-                   providers: tuple[str, ...] = (), job_functions: tuple[str, ...] = ()) -> Pipeline:
-    """Build a pipeline; ``targets_for`` gets the query recorder so engines found later get instrumented."""
+                   providers: tuple[str, ...] = (), job_functions: tuple[str, ...] = (),
+                   tracing: bool = False) -> Pipeline:
+    """Build a pipeline; ``targets_for`` gets the query recorder so engines found later get instrumented.
+
+    ``tracing``: also build a tracer provider with the same resource, and note
+    exemplar span contexts on the HTTP and query hot paths (telemetry.tracing).
+    """
     registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
     readers = []
     if "prometheus" in settings.exporters:
@@ -112,22 +121,27 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     elif "service.instance.id" not in resource.attributes:
         resource = resource.merge(type(resource)({"service.instance.id": str(uuid.uuid4())}))
     instance_id = str(resource.attributes["service.instance.id"])
-    meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series)
+    meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series,
+                                          drop_scopes=() if settings.keep_semconv_metrics else INSTRUMENTATION_SCOPES)
     meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
     overflow = OverflowCounter()
 
     def guard(family: catalog.Family) -> SeriesGuard:
         return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow)
-    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")))
-    http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")))
+    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing)
+    http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing)
     subtitles = SubtitleMetrics(meter, providers or settings.providers, guards=guard)
     jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard)
     targets = targets_for(queries)
     callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout,
                               max_points=settings.max_series, overflow=overflow)
     overflow.register(meter)  # last: it observes what the callbacks above folded
+    tracer_provider = None
+    if tracing:
+        from .tracing import build_tracer_provider
+        tracer_provider = build_tracer_provider(settings, resource)
     targets.engine()  # instrument now when the engine is already there
     return Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
                     registry=registry, renderer=ScrapeRenderer(registry), http=http,
                     subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
-                    owner_pid=os.getpid())
+                    owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider)

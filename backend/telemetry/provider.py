@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.metrics.view import DropAggregation, ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from prometheus_client import CollectorRegistry
 
@@ -66,6 +66,22 @@ def build_views(families: Iterable[Family] = catalog.FAMILIES, max_series: int |
     return [view_for(f, max_series) for f in families]
 
 
+INSTRUMENTATION_SCOPES = (
+    "opentelemetry.instrumentation.sqlalchemy",  # db.client.connections.usage
+    "opentelemetry.instrumentation.redis",
+    "opentelemetry.instrumentation.wsgi",
+    "opentelemetry.instrumentation.flask",
+    "telemetry.tracing",  # the request spans' http.server.* metrics (telemetry.tracing)
+)
+"""Meters of the tracing instrumentations (telemetry.tracing). Their metrics
+are dropped unless ``SUBLARR_METRICS_KEEP_SEMCONV`` keeps them: one exact
+scope name per view, never a wildcard that could also match ``sublarr``."""
+
+
+def drop_views(scopes: Iterable[str] = INSTRUMENTATION_SCOPES) -> list[View]:
+    return [View(meter_name=scope, aggregation=DropAggregation()) for scope in scopes]
+
+
 def build_prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
     return PrometheusMetricReader(
         disable_target_info=True,
@@ -78,9 +94,10 @@ def build_meter_provider(
     readers: Sequence[MetricReader],
     resource: Resource | None = None,
     max_series: int | None = None,
+    drop_scopes: Iterable[str] = (),
 ) -> MeterProvider:
     return MeterProvider(
         metric_readers=list(readers),
         resource=resource or build_resource(),
-        views=build_views(max_series=max_series),
+        views=build_views(max_series=max_series) + drop_views(drop_scopes),
     )

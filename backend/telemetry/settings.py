@@ -2,7 +2,9 @@
 
 This module's own switches use ``SUBLARR_METRICS_*``; the service identity
 uses the standard ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (read by
-the SDK's resource detector) and the exporter choice ``OTEL_METRICS_EXPORTER``.
+the SDK's resource detector) and the exporter choice ``OTEL_METRICS_EXPORTER``;
+tracing (off by default) the standard ``OTEL_TRACES_EXPORTER`` and
+``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG``.
 An invalid value raises :class:`SettingsError` naming the variable and what it
 accepts: a typo in a monitoring switch should stop the start, not silently
 leave the app unobserved.
@@ -22,6 +24,9 @@ DEFAULT_HEALTH_PATHS = (
 )
 EXPORTERS = ("prometheus", "otlp", "none")
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+TRACE_EXPORTERS = ("otlp", "console", "none")
+TRACE_SAMPLERS = ("parentbased_traceidratio", "parentbased_always_on", "parentbased_always_off",
+                  "traceidratio", "always_on", "always_off")
 
 
 class SettingsError(ValueError):
@@ -56,6 +61,17 @@ class Settings:
     username: str = "prometheus"
     password: str | None = field(default=None, repr=False)
     listen: tuple[str, int] | None = None
+    # Tracing (telemetry.tracing): off unless OTEL_TRACES_EXPORTER names an exporter.
+    traces_exporters: tuple[str, ...] = ()
+    traces_protocol: str = "http/protobuf"
+    traces_sampler: str = "parentbased_traceidratio"
+    traces_sampler_ratio: float = 1.0
+    keep_semconv_metrics: bool = False
+    sql_commenter: bool = False
+
+    @property
+    def tracing(self) -> bool:
+        return self.enabled and bool(self.traces_exporters)
 
     @property
     def serve_metrics(self) -> bool:
@@ -83,6 +99,11 @@ class Settings:
             max_series=_integer(env, "SUBLARR_METRICS_MAX_SERIES", 1000, 10, 1_000_000),
             **_auth(env),
             listen=_listen(env, "SUBLARR_METRICS_LISTEN"),
+            traces_exporters=_exporters(env, "OTEL_TRACES_EXPORTER", (), TRACE_EXPORTERS),
+            traces_protocol=_otlp_protocol(env, "TRACES"),
+            **_sampler(env),
+            keep_semconv_metrics=_bool(env, "SUBLARR_METRICS_KEEP_SEMCONV", False),
+            sql_commenter=_bool(env, "SUBLARR_METRICS_SQL_COMMENTER", False),
         )
 
     @property
@@ -184,8 +205,8 @@ def _listen(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def _otlp_protocol(env: Mapping[str, str]) -> str:
-    for name in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+def _otlp_protocol(env: Mapping[str, str], signal: str = "METRICS") -> str:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         value = _raw(env, name)
         if value is not None:
             if value not in OTLP_PROTOCOLS:
@@ -231,14 +252,33 @@ def _name_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
-def _exporters(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def _exporters(env: Mapping[str, str], name: str, default: tuple[str, ...],
+               accepted: tuple[str, ...] = EXPORTERS) -> tuple[str, ...]:
     value = _raw(env, name)
     if value is None:
         return default
     items = tuple(dict.fromkeys(item.strip().lower() for item in value.split(",") if item.strip()))
-    if not items or any(item not in EXPORTERS for item in items):
-        raise SettingsError(name, value, "a comma-separated list of " + ", ".join(EXPORTERS))
+    if not items or any(item not in accepted for item in items):
+        raise SettingsError(name, value, "a comma-separated list of " + ", ".join(accepted))
     if "none" in items and len(items) > 1:
         raise SettingsError(name, value, "'none' alone, or a comma-separated list of "
-                            + ", ".join(e for e in EXPORTERS if e != "none"))
+                            + ", ".join(e for e in accepted if e != "none"))
     return () if items == ("none",) else items
+
+
+def _sampler(env: Mapping[str, str]) -> dict:
+    """OTEL_TRACES_SAMPLER (default parentbased_traceidratio) and, for the ratio
+    samplers, OTEL_TRACES_SAMPLER_ARG (default 1.0); the argument of other
+    samplers is ignored, as the specification says."""
+    name = (_raw(env, "OTEL_TRACES_SAMPLER") or "parentbased_traceidratio").lower()
+    if name not in TRACE_SAMPLERS:
+        raise SettingsError("OTEL_TRACES_SAMPLER", env["OTEL_TRACES_SAMPLER"], ", ".join(TRACE_SAMPLERS))
+    ratio, value = 1.0, _raw(env, "OTEL_TRACES_SAMPLER_ARG")
+    if name.endswith("traceidratio") and value is not None:
+        try:
+            ratio = float(value)
+        except ValueError:
+            ratio = float("nan")
+        if not 0.0 <= ratio <= 1.0:
+            raise SettingsError("OTEL_TRACES_SAMPLER_ARG", value, f"a sampling ratio from 0 to 1 for {name}")
+    return {"traces_sampler": name, "traces_sampler_ratio": ratio}
