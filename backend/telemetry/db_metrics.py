@@ -26,10 +26,10 @@ class QueryMetrics:
     """Listens on engines and feeds the two query families."""
 
     def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter, guard=None,
-                 exemplars: bool = False):
+                 exemplars: bool = False, produced=None):
         self.queries = DeferredHistogram(
             meter, catalog.family("sublarr_db_query_duration_seconds"),
-            catalog.family("sublarr_db_queries_total"), guard=guard)
+            catalog.family("sublarr_db_queries_total"), guard=guard, produced=produced)
         # Decided once: with tracing on, each note also keeps the current span for an exemplar.
         self._note = self.queries.note_in_context if exemplars else self.queries.note
         self._clock = clock

@@ -1,21 +1,20 @@
 """A histogram and its matching counter, fed off the hot path.
 
-Why: one OpenTelemetry SDK ``record`` costs several microseconds and takes SDK
-locks that threads contend on, while ``deque.append`` is atomic and nearly
-free. Hot paths (an HTTP request, a database statement) only note
-``(label values, value)``; the notes are moved into the SDK histogram and the
-per-label-set counts when a reader collects (the counter's callback runs
-inside the SDK's collect, before the storages are read, so the histogram and
-the counter always agree), or by the caller that finds the buffer full, so
-memory stays bounded even when nobody collects.
+Why: ``deque.append`` is atomic and nearly free, while any real aggregation
+takes locks that request threads would contend on. Hot paths (an HTTP
+request, a database statement) only note ``(label values, value)``; the notes
+are moved into a :class:`~telemetry.histograms.HistogramTable` (handed to the
+readers as an OpenTelemetry histogram) and into the per-label-set counts when
+a reader collects (the counter's callback runs inside the SDK's collect, before
+the readers receive the batch, so the histogram and the counter always agree),
+or by the caller that finds the buffer full, so memory stays bounded even when
+nobody collects.
 
 Exemplars (only when tracing is on, see :mod:`telemetry.tracing`): a hot path
 chosen at construction calls :meth:`DeferredHistogram.note_in_context`, which
-keeps the sampled span context of the moment beside the value; the drain hands
-it to the SDK as ``context=``, so the exemplar names the request's trace
-although the value is recorded later. A note without one is recorded with an
-explicitly span-less context, never with whatever span is current at drain
-time (a drain can run inside another request).
+keeps the sampled span context of the moment beside the value; the drain
+stores it as the bucket's exemplar, so the exemplar names the request's trace
+although the value is aggregated later.
 """
 from __future__ import annotations
 
@@ -24,27 +23,28 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, get_current_span, set_span_in_context
+from opentelemetry.trace import get_current_span
 
 from .catalog import Family
+from .histograms import HistogramTable
 
 DEFAULT_BUFFER_LIMIT = 20_000
-_NO_SPAN = set_span_in_context(INVALID_SPAN)  # non-empty: the SDK would replace an empty one
 
 
 class DeferredHistogram:
     """Histogram ``histogram_family`` plus counter ``counter_family`` with equal label sets."""
 
     def __init__(self, meter: Meter, histogram_family: Family, counter_family: Family,
-                 buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None):
+                 buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None, produced=None):
         if histogram_family.label_keys != counter_family.label_keys:
             raise ValueError(f"{histogram_family.name} and {counter_family.name} need the same labels")
         self.label_keys: Sequence[str] = histogram_family.label_keys
         self._guard = guard
-        self._histogram = meter.create_histogram(
-            histogram_family.instrument_name, unit=histogram_family.unit,
-            description=histogram_family.description,
-            explicit_bucket_boundaries_advisory=list(histogram_family.buckets))
+        # Aggregated here and handed to the readers (see telemetry.histograms): an
+        # SDK record per value cost more CPU than the whole request path.
+        self.table = HistogramTable(histogram_family)
+        if produced is not None:
+            produced.add(self.table)
         meter.create_observable_counter(
             counter_family.instrument_name, callbacks=[self._observe_counts],
             unit=counter_family.unit, description=counter_family.description)
@@ -78,7 +78,7 @@ class DeferredHistogram:
             return
         try:
             pending, counts, attributes = self._pending, self._counts, self._attributes
-            record, keys, guard = self._histogram.record, self.label_keys, self._guard
+            add, keys, guard = self.table.add, self.label_keys, self._guard
             while True:
                 try:
                     item = pending.popleft()
@@ -92,10 +92,7 @@ class DeferredHistogram:
                         attrs = attributes.get(key)
                     if attrs is None:
                         attrs = attributes[key] = dict(zip(keys, key))
-                if len(item) == 2:
-                    record(value, attrs, context=_NO_SPAN)
-                else:
-                    record(value, attrs, context=set_span_in_context(NonRecordingSpan(item[2])))
+                add(key, value, item[2] if len(item) == 3 else None)
                 counts[key] = counts.get(key, 0) + 1
         finally:
             self._drain_lock.release()

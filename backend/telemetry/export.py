@@ -13,10 +13,13 @@ import os
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 
+from .histograms import InjectingReaderMixin
 
 
-class ProcessLocalReader(PeriodicExportingMetricReader):
-    """A periodic reader that exports only from the process that created it."""
+
+class ProcessLocalReader(InjectingReaderMixin, PeriodicExportingMetricReader):
+    """A periodic reader that exports only from the process that created it
+    (and also sends the histograms aggregated in :mod:`telemetry.histograms`)."""
 
     def __init__(self, exporter: MetricExporter, **kwargs):
         self._owner_pid = os.getpid()

@@ -70,11 +70,11 @@ class HttpMetrics:
     """Owns the three HTTP families; the middleware reports to it."""
 
     def __init__(self, meter: Meter, buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None,
-                 exemplars: bool = False):
+                 exemplars: bool = False, produced=None):
         in_progress = catalog.family("sublarr_http_requests_in_progress")
         self.requests = DeferredHistogram(
             meter, catalog.family("sublarr_http_request_duration_seconds"),
-            catalog.family("sublarr_http_requests_total"), buffer_limit, guard=guard)
+            catalog.family("sublarr_http_requests_total"), buffer_limit, guard=guard, produced=produced)
         meter.create_observable_gauge(
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)

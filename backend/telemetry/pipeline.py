@@ -17,7 +17,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from . import catalog, events
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
 from .callbacks import CallbackLayer, StateTargets
+from .histograms import ProducedHistograms
 from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
 from .exposition import ScrapeRenderer
@@ -124,12 +127,17 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series,
                                           drop_scopes=() if settings.keep_semconv_metrics else INSTRUMENTATION_SCOPES)
     meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
+    produced = ProducedHistograms(InstrumentationScope(catalog.METER_NAME, catalog.VERSION), resource)
+    for reader in readers:
+        reader.produced = produced
     overflow = OverflowCounter()
 
     def guard(family: catalog.Family) -> SeriesGuard:
         return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow)
-    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing)
-    http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing)
+    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing,
+                           produced=produced)
+    http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing,
+                       produced=produced)
     subtitles = SubtitleMetrics(meter, providers or settings.providers, guards=guard)
     jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard)
     targets = targets_for(queries)

@@ -271,14 +271,21 @@ def test_sampler_starts_no_trace_at_a_database_or_redis_call():
 def test_exemplar_names_the_span_of_the_note_not_of_the_drain():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from telemetry import catalog
     from telemetry.deferred import DeferredHistogram
+    from telemetry.histograms import InjectingReaderMixin, ProducedHistograms
 
-    reader = InMemoryMetricReader()
+    class Reader(InjectingReaderMixin, InMemoryMetricReader):
+        pass
+
+    reader = Reader()
+    reader.produced = ProducedHistograms(InstrumentationScope("sublarr"), Resource({}))
     meter = MeterProvider(metric_readers=[reader]).get_meter("t")
     histogram = DeferredHistogram(meter, catalog.family("sublarr_db_query_duration_seconds"),
-                                  catalog.family("sublarr_db_queries_total"))
+                                  catalog.family("sublarr_db_queries_total"), produced=reader.produced)
     tracer = TracerProvider().get_tracer("t")
     with tracer.start_as_current_span("request") as request_span:
         histogram.note_in_context(("select",), 0.002)  # exemplar: this request
