@@ -282,10 +282,10 @@ def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
 class _NoHttpMetrics:
     """Stands in for the HTTP recorder when a child could not build its pipeline."""
 
-    def started(self) -> None:
-        pass
+    def __init__(self):
+        self.in_flight_ids: set[int] = set()
 
-    def finished(self, *args) -> None:
+    def note(self, key, seconds) -> None:
         pass
 
 

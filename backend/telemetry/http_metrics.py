@@ -11,7 +11,6 @@ matching the URL map again, on that rare path only.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -27,6 +26,9 @@ except ImportError:  # pragma: no cover - a Flask without it falls back to the p
     _request_context_var = None
 
 _perf_counter = time.perf_counter
+
+
+_METHODS = {method: method for method in HTTP_METHODS}
 
 
 def normalize_method(method: str) -> str:
@@ -79,29 +81,20 @@ class HttpMetrics:
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)
         # Decided once: with tracing on, each note also keeps the request span for an exemplar.
-        self._note = self.requests.note_in_context if exemplars else self.requests.note
-        self._in_flight = 0
-        self._in_flight_lock = threading.Lock()
-
-    # request path -------------------------------------------------------
-    def started(self) -> None:
-        with self._in_flight_lock:
-            self._in_flight += 1
-
-    def finished(self, method: str, endpoint: str, status: str, seconds: float) -> None:
-        with self._in_flight_lock:
-            self._in_flight -= 1
-        self._note((method, endpoint, status), seconds)
+        self.note = self.requests.note_in_context if exemplars else self.requests.note
+        # Requests being served, by id of their WSGI environ: set.add and
+        # set.discard are single atomic operations, so no lock is needed.
+        self.in_flight_ids: set[int] = set()
 
     def drain(self) -> None:
         self.requests.drain()
 
     def _observe_in_progress(self, options: CallbackOptions) -> Iterator[Observation]:
-        return iter([Observation(self._in_flight)])
+        return iter([Observation(len(self.in_flight_ids))])
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return len(self.in_flight_ids)
 
 
 class HttpMetricsMiddleware:
@@ -127,22 +120,23 @@ class HttpMetricsMiddleware:
                 seen.append(current_route())
             return start_response(status, headers, exc_info)
 
-        clock = self.clock
-        metrics.started()
+        clock, in_flight, token = self.clock, metrics.in_flight_ids, id(environ)
+        method = _METHODS.get(environ.get("REQUEST_METHOD"), OTHER_METHOD)
+        in_flight.add(token)
         start = clock()
         try:
             result = self.wsgi_app(environ, recording_start_response)
         except BaseException:
             seconds = clock() - start
-            metrics.finished(normalize_method(environ.get("REQUEST_METHOD", "")),
-                             self._route_after_error(environ), "500", seconds)
+            in_flight.discard(token)
+            metrics.note((method, self._route_after_error(environ), "500"), seconds)
             raise
         seconds = clock() - start
+        in_flight.discard(token)
         if seen:
-            status, endpoint = seen
+            metrics.note((method, seen[1], seen[0]), seconds)
         else:  # the app returned without starting a response (not valid WSGI)
-            status, endpoint = "500", self._route_after_error(environ)
-        metrics.finished(normalize_method(environ.get("REQUEST_METHOD", "")), endpoint, status, seconds)
+            metrics.note((method, self._route_after_error(environ), "500"), seconds)
         return result
 
     def _route_after_error(self, environ: dict) -> str:

@@ -136,7 +136,7 @@ OFF_PROBE = textwrap.dedent("""
         "otel_engine_listeners": sorted(m for m in modules if m.startswith("opentelemetry")),
         "query_metrics_listening": any(type(getattr(l, "__self__", None)).__name__ == "QueryMetrics"
                                        for l in listeners),
-        "http_note_is_plain": telemetry.pipeline.http._note.__func__ is DeferredHistogram.note,
+        "http_note_is_plain": telemetry.pipeline.http.note.__func__ is DeferredHistogram.note,
         "query_note_is_plain": telemetry.pipeline.queries._note.__func__ is DeferredHistogram.note,
         "tracer_provider": telemetry.tracer_provider is not None,
     }))
