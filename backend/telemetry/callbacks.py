@@ -123,6 +123,8 @@ class CallbackLayer:
 
     def _observe(self, family_name: str, options: CallbackOptions) -> list[Observation]:
         source_name, emit = self._emitters[family_name]
+        if not self._configured(source_name):  # nothing to read: no thread, no series
+            return []
         source = self.sources[source_name]
         reading = source.get()
         if reading is None:
