@@ -11,6 +11,9 @@ duration and outcome. One worker process is one ``service.instance.id`` for
 its whole life, whatever it forks. :class:`SimpleWorker` runs jobs in-process
 and records directly.
 
+rq's ``SpawnWorker`` starts a fresh interpreter per job instead of forking;
+nothing hands its records back, so use ``Worker`` or ``SimpleWorker``.
+
 Use ``rq worker -w telemetry.rq_worker.Worker`` (or ``SimpleWorker``), or
 build one in code with ``Worker(queues, connection=..., telemetry=WorkerTelemetry())``.
 Pushing needs ``OTEL_METRICS_EXPORTER=otlp`` and an OTLP endpoint.
