@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,13 +19,46 @@ from pathlib import Path
 
 from servers import ServerError, ServerUnavailable, _Server
 
+REPO = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = REPO / "scripts" / "build-prometheus"
 
-def find_prometheus() -> str:
-    """SUBLARR_PROMETHEUS, else `prometheus` on PATH (Debian's package)."""
-    configured = os.environ.get("SUBLARR_PROMETHEUS")
+# The server lines every Prometheus test runs against: Debian's package (2.42
+# on bookworm, the oldest supported) and the Prometheus 3 release that
+# scripts/build-prometheus builds and compose.yaml runs.
+DEBIAN = "debian"
+PROMETHEUS3 = "prom3"
+LINES = (DEBIAN, PROMETHEUS3)
+
+
+def _configured(variable: str) -> str | None:
+    configured = os.environ.get(variable)
+    if configured and not os.access(configured, os.X_OK):
+        raise ServerUnavailable(f"{variable}={configured} is not an executable")
+    return configured or None
+
+
+def prometheus3_bin_dir() -> Path:
+    """Where scripts/build-prometheus put prometheus and promtool; never builds."""
+    try:
+        result = subprocess.run([str(BUILD_SCRIPT), "--print-path"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServerUnavailable(f"Prometheus 3: {BUILD_SCRIPT} failed ({exc})") from None
+    path = result.stdout.strip()
+    if result.returncode != 0 or not path:
+        raise ServerUnavailable(f"Prometheus 3 is not built (expected {path or '?'}); run scripts/build-prometheus")
+    return Path(path)
+
+
+def find_prometheus(line: str = DEBIAN) -> str:
+    """The server binary of ``line``.
+
+    Debian: SUBLARR_PROMETHEUS, else `prometheus` on PATH. Prometheus 3:
+    SUBLARR_PROMETHEUS3, else the build of scripts/build-prometheus.
+    """
+    if line == PROMETHEUS3:
+        return _configured("SUBLARR_PROMETHEUS3") or str(prometheus3_bin_dir() / "prometheus")
+    configured = _configured("SUBLARR_PROMETHEUS")
     if configured:
-        if not os.access(configured, os.X_OK):
-            raise ServerUnavailable(f"SUBLARR_PROMETHEUS={configured} is not an executable")
         return configured
     found = shutil.which("prometheus")
     if found is None:
@@ -32,18 +66,43 @@ def find_prometheus() -> str:
     return found
 
 
+def find_promtool(line: str = DEBIAN) -> str:
+    """promtool of ``line``: the one beside SUBLARR_PROMETHEUS3 or in the
+    build directory for Prometheus 3, `promtool` on PATH for Debian's."""
+    if line == PROMETHEUS3:
+        configured = _configured("SUBLARR_PROMETHEUS3")
+        directory = Path(configured).parent if configured else prometheus3_bin_dir()
+        found = directory / "promtool"
+        if not os.access(found, os.X_OK):
+            raise ServerUnavailable(f"no promtool beside the Prometheus 3 server in {directory}")
+        return str(found)
+    found = shutil.which("promtool")
+    if found is None:
+        raise ServerUnavailable("promtool is not installed (Debian package `prometheus`)")
+    return found
+
+
+def server_version(binary: str) -> str:
+    """``prometheus --version``'s number, e.g. '3.16.0' or '2.42.0+ds'."""
+    result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    words = (result.stdout + result.stderr).split()
+    return words[words.index("version") + 1] if "version" in words else "?"
+
+
 class PrometheusServer(_Server):
     """``prometheus`` with a given config dict (YAML is a superset of JSON).
 
     ``rule_files`` maps a path relative to the config (as the config's
-    ``rule_files`` names it) to a source file to copy there.
+    ``rule_files`` names it) to a source file to copy there; ``flags`` are
+    extra command-line flags (e.g. ``--web.enable-otlp-receiver``).
     """
 
     name = "prometheus"
 
     def __init__(self, binary: str | None = None, config: dict | None = None,
-                 rule_files: dict[str, str | Path] | None = None) -> None:
+                 rule_files: dict[str, str | Path] | None = None, flags=()) -> None:
         self.binary = binary or find_prometheus()
+        self.flags = list(flags)
         super().__init__()
         self.config_path = self.dir / "prometheus.yml"
         self.config_path.write_text(json.dumps(config or {}, indent=2))
@@ -73,9 +132,9 @@ class PrometheusServer(_Server):
             raise ServerError(f"{path} {params}: {body}")
         return body["data"]
 
-    def query(self, expr: str) -> list[dict]:
+    def query(self, expr: str, **params) -> list[dict]:
         """Instant query: the result vector (or a one-element list for a scalar)."""
-        data = self.api("query", query=expr)
+        data = self.api("query", query=expr, **params)
         if data["resultType"] in ("scalar", "string"):
             return [{"metric": {}, "value": data["result"]}]
         return data["result"]
@@ -94,7 +153,7 @@ class PrometheusServer(_Server):
         return [self.binary, f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=1h", "--log.level=info"]
+                "--storage.tsdb.retention.time=1h", "--log.level=info", *self.flags]
 
     def _ready(self) -> bool:
         try:

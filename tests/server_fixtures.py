@@ -99,30 +99,70 @@ def running_otel_collector(otel_collector):
 
 # --- Prometheus (tests/prometheus_server.py) and a private collector ----------
 
+@pytest.fixture(scope="session", params=["debian", "prom3"])
+def prometheus_line(request) -> str:
+    """Each Prometheus test runs against Debian's 2.42 (the oldest supported
+    server) and the Prometheus 3 of scripts/build-prometheus."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def prometheus_binary() -> str:
-    """Path of the prometheus server binary (Debian's `prometheus` package)."""
+def prometheus_binary(prometheus_line) -> str:
+    """Path of the prometheus server binary of this line."""
     from prometheus_server import find_prometheus
     try:
-        return find_prometheus()
+        return find_prometheus(prometheus_line)
     except ServerUnavailable as exc:
         missing(str(exc))
 
 
-@pytest.fixture
-def prometheus_factory(prometheus_binary):
-    """start(config: dict, rule_files={relative: source}) -> a running PrometheusServer.
+@pytest.fixture(scope="session")
+def promtool_binary(prometheus_line) -> str:
+    """Path of the promtool of this line."""
+    from prometheus_server import find_promtool
+    try:
+        return find_promtool(prometheus_line)
+    except ServerUnavailable as exc:
+        missing(str(exc))
 
-    Every server started through it is closed (process and temp dir) after the test.
-    """
+
+@pytest.fixture(scope="session")
+def prometheus3_binary() -> str:
+    """Prometheus 3 only: for what 2.x cannot do (OTLP receiver, native histograms)."""
+    from prometheus_server import PROMETHEUS3, find_prometheus
+    try:
+        return find_prometheus(PROMETHEUS3)
+    except ServerUnavailable as exc:
+        missing(str(exc))
+
+
+def _factory(binary):
     from prometheus_server import PrometheusServer
     started = []
 
-    def start(config: dict, rule_files: dict | None = None):
-        server = _start(lambda: PrometheusServer(prometheus_binary, config, rule_files))
+    def start(config: dict, rule_files: dict | None = None, flags=()):
+        server = _start(lambda: PrometheusServer(binary, config, rule_files, flags))
         started.append(server)
         return server
+    return start, started
 
+
+@pytest.fixture
+def prometheus_factory(prometheus_binary):
+    """start(config: dict, rule_files={relative: source}, flags=()) -> a running PrometheusServer.
+
+    Every server started through it is closed (process and temp dir) after the test.
+    """
+    start, started = _factory(prometheus_binary)
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def prometheus3_factory(prometheus3_binary):
+    """As prometheus_factory, always Prometheus 3."""
+    start, started = _factory(prometheus3_binary)
     yield start
     for server in started:
         server.close()

@@ -1,6 +1,7 @@
 """Prometheus config and rules: promtool accepts them, every alert is complete
 (for, severity, summary, description, runbook anchor) and unit-tested both
-firing and not firing, every recording rule is unit-tested."""
+firing and not firing, every recording rule is unit-tested. The promtool
+checks run with Debian's promtool (2.42) and Prometheus 3's."""
 import re
 import subprocess
 
@@ -8,7 +9,6 @@ import pytest
 
 from monitoring_helpers import (PROMETHEUS_CONFIG, PROMETHEUS_DIR, RULE_TESTS, RULES_FILE, alerting_rules,
                                 load_yaml, recording_rules, runbook_anchors)
-from support import require_binary
 
 SEVERITIES = {"critical", "warning", "info"}
 EXPECTED_ALERTS = {"SublarrTargetDown", "SublarrHighHTTPErrorRate", "SublarrHighHTTPLatency",
@@ -16,14 +16,16 @@ EXPECTED_ALERTS = {"SublarrTargetDown", "SublarrHighHTTPErrorRate", "SublarrHigh
                    "SublarrAllProvidersOpen", "SublarrRedisDisconnected"}
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
-    # From a neutral directory: relative paths must resolve against the files
-    # that name them (rule_files against prometheus.yml or the test file).
-    return subprocess.run([require_binary("promtool"), *args], capture_output=True, text=True,
-                          timeout=120, cwd="/")
+@pytest.fixture
+def promtool(promtool_binary):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        # From a neutral directory: relative paths must resolve against the files
+        # that name them (rule_files against prometheus.yml or the test file).
+        return subprocess.run([promtool_binary, *args], capture_output=True, text=True, timeout=120, cwd="/")
+    return run
 
 
-def test_promtool_check_config():
+def test_promtool_check_config(promtool):
     # rule_files are resolved relative to the config file, so this also
     # proves rules/sublarr.rules.yml is found from where prometheus.yml is.
     result = promtool("check", "config", str(PROMETHEUS_CONFIG))
@@ -31,12 +33,12 @@ def test_promtool_check_config():
     assert "1 rule files found" in result.stdout
 
 
-def test_promtool_check_rules():
+def test_promtool_check_rules(promtool):
     result = promtool("check", "rules", str(RULES_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_test_rules():
+def test_promtool_test_rules(promtool):
     assert RULE_TESTS, "no rule tests in monitoring/prometheus/tests"
     result = promtool("test", "rules", *map(str, RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr

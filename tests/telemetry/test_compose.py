@@ -49,9 +49,8 @@ def test_no_secrets_in_compose_files_and_hardened_services(name):
         assert service.get("read_only") is True, f"{name}: {service_name} is not read-only"
 
 
-def test_direct_prometheus_config_is_valid():
-    promtool = require_binary("promtool")
-    result = subprocess.run([promtool, "check", "config", str(REPO / "monitoring/prometheus/prometheus.direct.yml")],
+def test_direct_prometheus_config_is_valid(promtool_binary):
+    result = subprocess.run([promtool_binary, "check", "config", str(REPO / "monitoring/prometheus/prometheus.direct.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,12 +1,13 @@
-"""`promtool check metrics` on the real exposition of the reference app under traffic."""
+"""`promtool check metrics` (Debian's 2.42 and Prometheus 3's) on the real exposition of the
+reference app under traffic."""
 import subprocess
 
-from support import parse, require_binary, scrape
+from support import parse, scrape
 from telemetry import catalog
 
 
-def test_promtool_reports_nothing_for_sublarr_families(tmp_path):
-    promtool = require_binary("promtool")
+def test_promtool_reports_nothing_for_sublarr_families(tmp_path, promtool_binary):
+    promtool = promtool_binary
     from refapp import Config, create_app
     config = Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.3, seed=3)
     app = create_app(config)
