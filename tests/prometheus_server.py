@@ -89,33 +89,15 @@ def server_version(binary: str) -> str:
     return words[words.index("version") + 1] if "version" in words else "?"
 
 
-class PrometheusServer(_Server):
-    """``prometheus`` with a given config dict (YAML is a superset of JSON).
+class PrometheusAPI:
+    """The Prometheus HTTP query API (``/api/v1/*``), which VictoriaMetrics serves too."""
 
-    ``rule_files`` maps a path relative to the config (as the config's
-    ``rule_files`` names it) to a source file to copy there; ``flags`` are
-    extra command-line flags (e.g. ``--web.enable-otlp-receiver``).
-    """
-
-    name = "prometheus"
-
-    def __init__(self, binary: str | None = None, config: dict | None = None,
-                 rule_files: dict[str, str | Path] | None = None, flags=()) -> None:
-        self.binary = binary or find_prometheus()
-        self.flags = list(flags)
-        super().__init__()
-        self.config_path = self.dir / "prometheus.yml"
-        self.config_path.write_text(json.dumps(config or {}, indent=2))
-        for relative, source in (rule_files or {}).items():
-            target = self.dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+    port: int  # and log_tail(), from servers._Server
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    # -- HTTP API ------------------------------------------------------------
     def api(self, path: str, **params) -> dict:
         """GET /api/v1/<path>; returns ``data``, raises ServerError on any error."""
         query = urllib.parse.urlencode(params, doseq=True)
@@ -139,11 +121,34 @@ class PrometheusServer(_Server):
             return [{"metric": {}, "value": data["result"]}]
         return data["result"]
 
-    def active_targets(self) -> list[dict]:
-        return self.api("targets", state="active")["activeTargets"]
-
     def label_values(self, label: str, match: str) -> list[str]:
         return self.api(f"label/{label}/values", **{"match[]": match})
+
+
+class PrometheusServer(PrometheusAPI, _Server):
+    """``prometheus`` with a given config dict (YAML is a superset of JSON).
+
+    ``rule_files`` maps a path relative to the config (as the config's
+    ``rule_files`` names it) to a source file to copy there; ``flags`` are
+    extra command-line flags (e.g. ``--web.enable-otlp-receiver``).
+    """
+
+    name = "prometheus"
+
+    def __init__(self, binary: str | None = None, config: dict | None = None,
+                 rule_files: dict[str, str | Path] | None = None, flags=()) -> None:
+        self.binary = binary or find_prometheus()
+        self.flags = list(flags)
+        super().__init__()
+        self.config_path = self.dir / "prometheus.yml"
+        self.config_path.write_text(json.dumps(config or {}, indent=2))
+        for relative, source in (rule_files or {}).items():
+            target = self.dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+    def active_targets(self) -> list[dict]:
+        return self.api("targets", state="active")["activeTargets"]
 
     def rules(self) -> list[dict]:
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
