@@ -1,14 +1,15 @@
-"""compose.yaml and compose.direct.yaml: valid, pinned, wired to the monitoring files."""
+"""compose.yaml, compose.direct.yaml and compose.otlp.yaml: valid, pinned, wired to the monitoring files."""
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from support import REPO, missing, require_binary
+from support import REPO, missing
 
-COMPOSE_FILES = ["compose.yaml", "compose.direct.yaml"]
+COMPOSE_FILES = ["compose.yaml", "compose.direct.yaml", "compose.otlp.yaml"]
 
 
 def load(name):
@@ -20,6 +21,43 @@ def test_collector_image_matches_the_version_the_tests_build():
     version = manifest["dist"]["version"]
     image = load("compose.yaml")["services"]["collector"]["image"]
     assert image == f"otel/opentelemetry-collector-contrib:{version}"
+
+
+def built_prometheus_release():
+    """scripts/build-prometheus pins module v0.3XX.Y, which is Prometheus v3.XX.Y."""
+    text = (REPO / "scripts" / "build-prometheus").read_text()
+    minor, patch = re.search(r"^VERSION=v0\.3(\d\d)\.(\d+)$", text, re.M).groups()
+    return f"v3.{int(minor)}.{patch}"
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_prometheus_image_is_the_release_the_tests_build(name):
+    image = load(name)["services"]["prometheus"]["image"]
+    assert image == f"prom/prometheus:{built_prometheus_release()}"
+
+
+def test_otlp_stack_pushes_into_prometheus_without_a_collector():
+    services = load("compose.otlp.yaml")["services"]
+    assert "collector" not in services
+    assert "--web.enable-otlp-receiver" in services["prometheus"]["command"]
+    for name in ("app", "worker"):
+        env = services[name]["environment"]
+        assert env["OTEL_METRICS_EXPORTER"] == "otlp"
+        assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == "http://prometheus:9090/api/v1/otlp/v1/metrics"
+    assert services["app"]["command"][:3] == ["gunicorn", "--workers", "2"]
+
+
+def test_otlp_prometheus_config_is_valid_for_prometheus_3():
+    from prometheus_server import PROMETHEUS3, find_promtool
+    from servers import ServerUnavailable
+    try:
+        promtool = find_promtool(PROMETHEUS3)
+    except ServerUnavailable as exc:
+        missing(str(exc))
+    result = subprocess.run([promtool, "check", "config", str(REPO / "monitoring/prometheus/prometheus.otlp.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
