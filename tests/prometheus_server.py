@@ -124,6 +124,10 @@ class PrometheusAPI:
     def label_values(self, label: str, match: str) -> list[str]:
         return self.api(f"label/{label}/values", **{"match[]": match})
 
+    def series(self, match: str) -> list[dict[str, str]]:
+        """Label sets (with __name__) of every series ``match`` selects."""
+        return self.api("series", **{"match[]": match})
+
 
 class PrometheusServer(PrometheusAPI, _Server):
     """``prometheus`` with a given config dict (YAML is a superset of JSON).
@@ -146,6 +150,11 @@ class PrometheusServer(PrometheusAPI, _Server):
             target = self.dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+
+    @property
+    def otlp_metrics_endpoint(self) -> str:
+        """Prometheus 3's OTLP receiver (needs --web.enable-otlp-receiver)."""
+        return f"{self.url}/api/v1/otlp/v1/metrics"
 
     def active_targets(self) -> list[dict]:
         return self.api("targets", state="active")["activeTargets"]

@@ -169,6 +169,23 @@ def prometheus3_factory(prometheus3_binary):
 
 
 @pytest.fixture
+def otlp_prometheus(prometheus3_factory):
+    """Prometheus 3 running the shipped monitoring/prometheus/prometheus.otlp.yml
+    (OTLP receiver on, the shipped rules, evaluated every second), plus
+    ``scrape_configs`` for a test that also scrapes something."""
+    def start(scrape_configs=()):
+        import yaml
+        from support import REPO
+        directory = REPO / "monitoring" / "prometheus"
+        config = yaml.safe_load((directory / "prometheus.otlp.yml").read_text())
+        config["global"]["evaluation_interval"] = "1s"
+        config["scrape_configs"] = list(scrape_configs)
+        return prometheus3_factory(config, rule_files={path: directory / path for path in config["rule_files"]},
+                                   flags=["--web.enable-otlp-receiver"])
+    return start
+
+
+@pytest.fixture
 def fresh_otel_collector(otelcol_binary):
     """A collector of this test's own: its exporter holds only what this test pushed."""
     collector = _start(lambda: OtelCollector(otelcol_binary))

@@ -30,6 +30,7 @@ NEEDS_SOURCE = {  # family group or name -> the source whose presence makes it e
     "sublarr_db_pool_size": "pool", "sublarr_db_pool_checked_out": "pool", "sublarr_db_pool_overflow": "pool",
 }
 _METRIC = re.compile(r"(?<![\w:])(sublarr_[a-z0-9_]+)")
+_SCRAPE_ONLY = re.compile(r"(?<![\w:])up\{")
 
 
 class PrometheusError(RuntimeError):
@@ -116,6 +117,9 @@ def check_panels(client: PrometheusClient, job: str, instance: str, rate_interva
     from .dashboards import build_all, panel_queries
 
     optional = {f.name: f.reason for f in family_findings if not f.required and not f.ok}
+    # A store fed only by pushes (OTLP into Prometheus 3, VictoriaMetrics) has
+    # no scrape targets, so panels of `up` alone cannot have data there.
+    scraped = bool(client.query(f'count(up{{job=~"{job}"}})'))
     findings = []
     for uid, dashboard in sorted(build_all().items()):
         for title, ref, expr in panel_queries(dashboard):
@@ -128,6 +132,9 @@ def check_panels(client: PrometheusClient, job: str, instance: str, rate_interva
             needed = families_in(expr)
             if result:
                 findings.append(Finding("panel", name, True, True, "data"))
+            elif not needed and not scraped and _SCRAPE_ONLY.search(expr):
+                findings.append(Finding("panel", name, False, False,
+                                        "no data (no scrape targets: the processes push, e.g. over OTLP)"))
             elif needed and needed <= set(optional):
                 findings.append(Finding("panel", name, False, False,
                                         "no data (" + "; ".join(sorted({optional[n] for n in needed})) + ")"))

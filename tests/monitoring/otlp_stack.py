@@ -1,0 +1,111 @@
+"""The push-only stack of the OTLP end-to-end tests, and the panel check they share.
+
+Every process pushes OTLP metrics to one endpoint (Prometheus 3's receiver,
+or a collector in front of another store) once a second:
+
+  sublarr             the reference app under gunicorn, 2 workers (--preload)
+  sublarr-worker      a forking RQ worker (telemetry.rq_worker.Worker)
+  sublarr-web-capped  a second app with SUBLARR_METRICS_MAX_SERIES=10, so the
+                      overflow self-metric has data
+
+Traffic comes from refapp.traffic over real HTTP; jobs reach the worker
+through Redis, pool families through PostgreSQL.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from monitoring_helpers import committed_dashboards, metric_names, recording_rules
+from support import REPO, free_port, wait_for
+from telemetry.dashboards import panel_queries, variable_queries
+from test_monitoring_e2e import MIN_TRAFFIC, Processes, _healthy, grafana_expr, must_move, no_data_problem
+
+APP_JOB, WORKER_JOB, CAPPED_JOB = "sublarr", "sublarr-worker", "sublarr-web-capped"
+PUSHING_JOBS = (APP_JOB, WORKER_JOB, CAPPED_JOB)
+DEADLINE = 75.0  # seconds of traffic before a still-empty panel fails the test
+
+
+def scrape_only(expr: str) -> bool:
+    """Queries of series that only a scrape creates (`up`): empty on a push-only path."""
+    return metric_names(expr) <= {"up"}
+
+
+class OtlpStack:
+    """Starts the processes and the traffic; ``stop()`` ends both."""
+
+    def __init__(self, tmp_path, metrics_endpoint: str, postgres_url: str, redis_url: str):
+        self.procs = Processes(tmp_path)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SUBLARR_"))}
+        self.env.update(
+            PYTHONPATH=str(REPO / "backend"), SUBLARR_DATABASE_URL=postgres_url, SUBLARR_REDIS_URL=redis_url,
+            SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0.1", SUBLARR_SIM_FAILURE_RATE="0.2",
+            SUBLARR_SIM_SEED="7", SUBLARR_HOST="127.0.0.1",
+            OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="1000",
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=metrics_endpoint)
+        self.started = None
+
+    def start(self) -> None:
+        app_port, capped_port = free_port(), free_port()
+        self.procs.start(APP_JOB, ["-m", "gunicorn", "--preload", "-w", "2", "--threads", "4",
+                                   "-b", f"127.0.0.1:{app_port}", "refapp.wsgi:app"],
+                         dict(self.env, OTEL_SERVICE_NAME=APP_JOB))
+        self.procs.start(WORKER_JOB, ["-m", "refapp.worker"], dict(self.env, OTEL_SERVICE_NAME=WORKER_JOB))
+        self.procs.start(CAPPED_JOB, ["-m", "refapp"], dict(self.env, OTEL_SERVICE_NAME=CAPPED_JOB,
+                                                           SUBLARR_PORT=str(capped_port),
+                                                           SUBLARR_METRICS_MAX_SERIES="10"))
+        for name, port in ((APP_JOB, app_port), (CAPPED_JOB, capped_port)):
+            try:
+                wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/api/v1/health"), timeout=40,
+                         what=f"{name} to serve")
+            except AssertionError:
+                self.procs.check_alive()
+                raise
+        from refapp.traffic import TrafficGenerator
+        for port, rate, threads in ((app_port, 40, 4), (capped_port, 10, 1)):
+            generator = TrafficGenerator(f"http://127.0.0.1:{port}", rate=rate, seed=port, threads=threads)
+            thread = threading.Thread(target=generator.run, kwargs={"stop_event": self._stop}, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+        self.procs.stop()
+
+
+def assert_every_panel_has_data(store, stack: OtlpStack, jobs: str = ".*") -> None:
+    """Every dashboard panel query (as Grafana sends it with `$job` = ``jobs``)
+    and every recording rule's expression returns data on ``store`` before the
+    deadline; rates must move. Scrape-only queries (`up`) are left out: a push
+    path has no scrape targets."""
+    pending = {}
+    for uid, data in committed_dashboards().items():
+        for title, ref, expr in panel_queries(data):
+            if not scrape_only(expr):
+                pending[f"{uid} / {title} / {ref}"] = (grafana_expr(expr.replace("$job", jobs)),
+                                                       must_move(title, expr))
+    for rule in recording_rules():
+        pending[f"rule {rule['record']}"] = (rule["expr"], False)
+    time.sleep(max(0.0, MIN_TRAFFIC - (time.monotonic() - stack.started)))
+    problems = {}
+    while pending and time.monotonic() - stack.started < DEADLINE:
+        stack.procs.check_alive()
+        problems = {where: problem for where, (expr, moving) in pending.items()
+                    if (problem := no_data_problem(store, expr, moving))}
+        pending = {where: pending[where] for where in problems}
+        if pending:
+            time.sleep(2)
+    assert not pending, (f"queries without data after {DEADLINE:.0f}s of traffic:\n"
+                         + "\n".join(f"  {where}: {problems[where]}\n    {pending[where][0]}"
+                                     for where in sorted(pending))
+                         + "\nworker log tail:\n" + stack.procs.tail(WORKER_JOB, 1500))
+    for uid, data in committed_dashboards().items():
+        for name, query in variable_queries(data):
+            selector = grafana_expr(query[len("label_values("):query.rindex(",")].replace("$job", jobs))
+            assert store.label_values(name, selector), f"{uid}: variable {name} has no options"

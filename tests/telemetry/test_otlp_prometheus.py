@@ -1,0 +1,217 @@
+"""OTLP straight into Prometheus 3 (its OTLP receiver, the shipped
+prometheus.otlp.yml): the same series as the direct scrape, and exact totals
+from a two-worker gunicorn and a forking RQ worker.
+
+Bucket bounds are compared as numbers: Prometheus 3 stores scraped bounds as
+`le="1.0"` and OTLP ones as sent (`le="1"`); the dashboards and rules never
+match `le` by value (tests/monitoring/test_le_spelling.py).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import REPO, free_port, scrape, wait_for
+from telemetry import catalog
+
+pytestmark = pytest.mark.timeout(240)
+PROCESS_LABELS = {"job", "instance"}
+FAMILY_OF_SAMPLE = {name: family for family in catalog.FAMILIES for name in family.sample_names()}
+
+
+def push_env(prometheus, **extra):
+    return {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": prometheus.otlp_metrics_endpoint,
+            "OTEL_METRIC_EXPORT_INTERVAL": "500", **extra}
+
+
+def _bound(value: str) -> float:
+    return float(value)  # '+Inf' -> inf, '1' and '1.0' -> 1.0
+
+
+def text_shapes(text):
+    """sample name -> (label keys without process labels, le bounds as floats), sublarr_* only;
+    and family name -> type."""
+    shapes, types = {}, {}
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("sublarr_"):
+            continue
+        types[family.name] = family.type
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            le = labels.pop("le", None)
+            keys, bounds = shapes.setdefault(sample.name, (set(), set()))
+            keys.update(set(labels) - PROCESS_LABELS)
+            if le is not None:
+                bounds.add(_bound(le))
+    return {name: (frozenset(k), frozenset(b)) for name, (k, b) in shapes.items()}, types
+
+
+def stored_shapes(series):
+    """As text_shapes, from the label sets Prometheus stored."""
+    shapes = {}
+    for labels in series:
+        labels = dict(labels)
+        name = labels.pop("__name__")
+        le = labels.pop("le", None)
+        keys, bounds = shapes.setdefault(name, (set(), set()))
+        keys.update(set(labels) - PROCESS_LABELS)
+        if le is not None:
+            bounds.add(_bound(le))
+    return {name: (frozenset(k), frozenset(b)) for name, (k, b) in shapes.items()}
+
+
+def test_pushed_series_equal_the_direct_scrape(otlp_prometheus, redis_url, tmp_path, monkeypatch):
+    from refapp import Config, create_app, jobs
+    from rq import Queue
+    from telemetry.rq_worker import SimpleWorker, WorkerTelemetry
+
+    prometheus = otlp_prometheus()
+    for key, value in push_env(prometheus, OTEL_METRICS_EXPORTER="prometheus,otlp",
+                               OTEL_SERVICE_NAME="sublarr-web").items():
+        monkeypatch.setenv(key, value)
+    env = {"SUBLARR_DATABASE_URL": f"sqlite:///{tmp_path}/both.db", "SUBLARR_REDIS_URL": redis_url,
+           "SUBLARR_DATA_DIR": str(tmp_path), "SUBLARR_SIM_LATENCY_SCALE": "0", "SUBLARR_SIM_FAILURE_RATE": "0"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    app = create_app(Config.from_env(env))
+    client = app.test_client()
+    client.post("/api/v1/wanted", json={"title": "Show", "language": "de"})
+    for i in range(5):
+        client.post("/api/v1/wanted/1/search")
+        client.get(f"/api/v1/series/{i % 2}")
+        client.post("/api/v1/jobs", json={"file_path": f"/m/{i}.ass", "source_lang": "en",
+                                          "target_lang": "de", "fmt": "ass"})
+        client.get("/nope")
+    client.post("/api/v1/providers/podnapisi/download", json={"id": "1", "fmt": "srt", "title": "Show"})
+    app.job_queue.enqueue(jobs.always_fails)
+
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "sublarr-worker")
+    worker_telemetry = WorkerTelemetry(job_functions=jobs.JOB_FUNCTIONS)
+    connection = redis.Redis.from_url(redis_url)
+    SimpleWorker([Queue("sublarr", connection=connection)], connection=connection,
+                 telemetry=worker_telemetry).work(burst=True)
+    worker_telemetry.shutdown()  # final push
+
+    direct = scrape(client)
+    direct_shapes, direct_types = text_shapes(direct)
+
+    def arrived():
+        series = prometheus.series('{__name__=~"sublarr_.+"}')
+        need = set(direct_shapes) | {"sublarr_jobs_total", "sublarr_job_duration_seconds_bucket"}
+        return series if need <= {labels["__name__"] for labels in series} else None
+    series = wait_for(arrived, timeout=30, interval=0.5, what="every direct-scrape series in Prometheus")
+    app.extensions["sublarr_telemetry"].shutdown()
+
+    web = stored_shapes([s for s in series if s["job"] == "sublarr-web"])
+    # Names, label keys and bucket bounds: identical to what the app serves itself.
+    assert web == direct_shapes
+    # Types: the scrape's TYPE of each family is the catalog's, and Prometheus
+    # holds exactly that type's sample names (histograms: _bucket, _sum, _count).
+    for sample_name in direct_shapes:
+        family = FAMILY_OF_SAMPLE[sample_name]
+        assert direct_types[family.name.removesuffix("_total")] == family.kind.value, family.name
+        assert set(family.sample_names()) <= set(web), family.name
+    # The worker's series are catalog series with the catalog's labels and buckets.
+    worker = stored_shapes([s for s in series if s["job"] == "sublarr-worker"])
+    for name, (keys, bounds) in worker.items():
+        family = FAMILY_OF_SAMPLE[name]
+        assert keys == set(family.label_keys), name
+        if name.endswith("_bucket"):
+            assert bounds == {float(b) for b in family.buckets} | {float("inf")}, name
+    # Process identity is job (service.name) and instance (service.instance.id), nothing else.
+    assert {s["job"] for s in series} == {"sublarr-web", "sublarr-worker"}
+    for labels in series:
+        extra = set(labels) - {"__name__", "le"} - PROCESS_LABELS - set(FAMILY_OF_SAMPLE[labels["__name__"]].label_keys)
+        assert not extra, labels
+    instances = {s["instance"] for s in series}
+    assert len(instances) == 2 and "" not in instances
+    # The rest of the resource is in target_info, one per process.
+    info = prometheus.query('target_info{job=~"sublarr-web|sublarr-worker"}')
+    assert len(info) == 2 and all("service_version" in s["metric"] for s in info), info
+
+
+def instant_sum(prometheus, expr: str) -> float | None:
+    result = prometheus.query(expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometheus, redis_url, tmp_path):
+    from refapp import jobs
+    from refapp.models import TranslationJob, init_db, make_engine
+    from rq import Queue
+    from sqlalchemy.orm import Session
+
+    prometheus = otlp_prometheus()
+    db_url = f"sqlite:///{tmp_path}/exact.db"
+    engine = make_engine(db_url)
+    init_db(engine)
+    env = dict(os.environ, SUBLARR_DATABASE_URL=db_url, SUBLARR_REDIS_URL=redis_url, SUBLARR_DATA_DIR=str(tmp_path),
+               SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0", PYTHONPATH=str(REPO / "backend"))
+
+    # RQ: n jobs, each run in a forked work-horse.
+    n = 12
+    with Session(engine) as session:
+        rows = [TranslationJob(file_path=f"/m/{i}.srt", source_lang="en", target_lang="de", fmt="srt",
+                               status="pending") for i in range(n)]
+        session.add_all(rows)
+        session.commit()
+        ids = [r.id for r in rows]
+    queue = Queue("sublarr", connection=redis.Redis.from_url(redis_url))
+    for job_id in ids:
+        queue.enqueue(jobs.run_translation, job_id)
+    worker = subprocess.run([sys.executable, "-m", "refapp.worker", "--burst"],
+                            env=dict(env, **push_env(prometheus, OTEL_SERVICE_NAME="sublarr-worker")),
+                            capture_output=True, text=True, timeout=180)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+
+    # Web: m requests spread over two gunicorn workers.
+    port, m = free_port(), 200
+    web_env = dict(env, **push_env(prometheus, OTEL_SERVICE_NAME="sublarr"))
+    web_env.pop("SUBLARR_REDIS_URL")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--preload", "-w", "2", "--threads", "2",
+                               "-b", f"127.0.0.1:{port}", "refapp.wsgi:app"], env=web_env,
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "w"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda i: requests.get(f"{base}/api/v1/jobs", timeout=10).status_code,
+                                     range(m)))
+        assert statuses == [200] * m
+        requests_total = 'sum(sublarr_http_requests_total{job="sublarr"})'
+        wait_for(lambda: (instant_sum(prometheus, requests_total) or 0) >= m, timeout=30, interval=0.5,
+                 what="every request in Prometheus")
+        time.sleep(1.5)  # a few more pushes: a double count would show now
+        assert instant_sum(prometheus, requests_total) == m
+        # The preloading master and both workers each push under their own instance.
+        assert len(prometheus.query('sublarr_info{job="sublarr"}')) == 3
+        # Every request landed in the histogram too, and the dashboards' aggregation sees them.
+        assert instant_sum(prometheus, 'sum(sublarr_http_request_duration_seconds_count{job="sublarr"})') == m
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
+
+    worker_job = '{job="sublarr-worker", status="finished"}'
+    assert instant_sum(prometheus, f"sum(sublarr_jobs_total{worker_job})") == n
+    assert instant_sum(prometheus, 'sum(sublarr_translation_total{job="sublarr-worker"})') == n
+    assert instant_sum(prometheus, f"sum(sublarr_job_duration_seconds_count{worker_job})") == n
+    assert len(prometheus.query('sublarr_info{job="sublarr-worker"}')) == 1, "one worker, one instance"
+
+
+def _ok(url):
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
