@@ -15,7 +15,9 @@ from .bounds import BoundedValues
 
 
 class JobMetrics:
-    def __init__(self, meter: Meter, functions: Iterable[str] = (), guards=None):
+    def __init__(self, meter: Meter, functions: Iterable[str] = (), guards=None, native=None):
+        """``native``: a :class:`~telemetry.native_histograms.NativeHistograms` that
+        also gets every duration, for its exponential histogram."""
         duration = catalog.family("sublarr_job_duration_seconds")
         outcomes = catalog.family("sublarr_jobs_total")
         self._duration = meter.create_histogram(
@@ -32,6 +34,7 @@ class JobMetrics:
         self.function = BoundedValues(function_label, functions)
         self.status = BoundedValues(outcomes.label("status"))
         self._guard = (guards or (lambda family: None))(outcomes)
+        self._exponential = native.track(duration, ("queue", "function", "status")) if native else None
 
     def job_finished(self, queue: str, function: str, status: str, seconds: float) -> None:
         values = (self.queue(queue), self.function(function or "other"), self.status(status))
@@ -40,3 +43,5 @@ class JobMetrics:
         attributes = dict(zip(("queue", "function", "status"), values))
         self._outcomes.add(1, attributes)
         self._duration.record(max(float(seconds), 0.0), attributes)
+        if self._exponential is not None:
+            self._exponential.add(values, max(float(seconds), 0.0))

@@ -20,13 +20,13 @@ from . import catalog, events
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from .callbacks import CallbackLayer, StateTargets
-from .histograms import ProducedHistograms
 from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
 from .exposition import ScrapeRenderer
-from .export import build_otlp_reader
+from .export import ProcessLocalReader, build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
+from .native_histograms import NativeHistograms, build_produced
 from .provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
 from .settings import Settings
 from .subtitles import SubtitleMetrics
@@ -127,7 +127,8 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series,
                                           drop_scopes=() if settings.keep_semconv_metrics else INSTRUMENTATION_SCOPES)
     meter = meter_provider.get_meter(catalog.METER_NAME, catalog.VERSION)
-    produced = ProducedHistograms(InstrumentationScope(catalog.METER_NAME, catalog.VERSION), resource)
+    produced = build_produced(settings.native_histograms, InstrumentationScope(catalog.METER_NAME, catalog.VERSION),
+                              resource, wants=lambda reader: isinstance(reader, ProcessLocalReader))
     for reader in readers:
         reader.produced = produced
     overflow = OverflowCounter()
@@ -139,7 +140,8 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing,
                        produced=produced)
     subtitles = SubtitleMetrics(meter, providers or settings.providers, guards=guard)
-    jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard)
+    jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard,
+                      native=produced if isinstance(produced, NativeHistograms) else None)
     targets = targets_for(queries)
     callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout,
                               max_points=settings.max_series, overflow=overflow)

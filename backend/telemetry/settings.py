@@ -25,6 +25,7 @@ DEFAULT_HEALTH_PATHS = (
 EXPORTERS = ("prometheus", "otlp", "none")
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 TRACE_EXPORTERS = ("otlp", "console", "none")
+NATIVE_HISTOGRAM_MODES = ("off", "also", "only")
 TRACE_SAMPLERS = ("parentbased_traceidratio", "parentbased_always_on", "parentbased_always_off",
                   "traceidratio", "always_on", "always_off")
 
@@ -68,6 +69,8 @@ class Settings:
     traces_sampler_ratio: float = 1.0
     keep_semconv_metrics: bool = False
     sql_commenter: bool = False
+    # OTLP only: exponential (native) duration histograms besides or instead of the classic ones.
+    native_histograms: str = "off"
 
     @property
     def tracing(self) -> bool:
@@ -104,6 +107,7 @@ class Settings:
             **_sampler(env),
             keep_semconv_metrics=_bool(env, "SUBLARR_METRICS_KEEP_SEMCONV", False),
             sql_commenter=_bool(env, "SUBLARR_METRICS_SQL_COMMENTER", False),
+            native_histograms=_choice(env, "SUBLARR_METRICS_NATIVE_HISTOGRAMS", NATIVE_HISTOGRAM_MODES, "off"),
         )
 
     @property
@@ -128,6 +132,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingsError(name, value, ", ".join(TRUE_WORDS + FALSE_WORDS))
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    if value.lower() not in choices:
+        raise SettingsError(name, value, ", ".join(choices))
+    return value.lower()
 
 
 def _seconds(env: Mapping[str, str], name: str, default, low: float, high: float):
