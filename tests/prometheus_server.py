@@ -82,13 +82,6 @@ def find_promtool(line: str = DEBIAN) -> str:
     return found
 
 
-def server_version(binary: str) -> str:
-    """``prometheus --version``'s number, e.g. '3.16.0' or '2.42.0+ds'."""
-    result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
-    words = (result.stdout + result.stderr).split()
-    return words[words.index("version") + 1] if "version" in words else "?"
-
-
 class PrometheusAPI:
     """The Prometheus HTTP query API (``/api/v1/*``), which VictoriaMetrics serves too."""
 
