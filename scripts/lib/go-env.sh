@@ -6,6 +6,7 @@
 CACHE=${SUBLARR_CACHE_DIR:-$HOME/.cache/sublarr-telemetry}
 export GOMODCACHE=${SUBLARR_GOMODCACHE:-$CACHE/go/mod}
 export GOCACHE=${SUBLARR_GOCACHE:-$CACHE/go/build}
-# A go.work above the cache, or a -mod=vendor in GOFLAGS, must not steer the build.
+# A go.work above the cache, or a -mod=vendor in GOFLAGS, must not steer the
+# build; -modcacherw keeps the module cache deletable with a plain rm -rf.
 export GOWORK=off
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod"
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod -modcacherw"
