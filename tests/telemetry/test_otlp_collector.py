@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from both_paths import enqueue_translations, run_web_and_worker
 from support import REPO, free_port, scrape, wait_for
 from telemetry import catalog
 from telemetry.catalog import Kind
@@ -67,38 +67,7 @@ def catalog_shape(family):
 
 
 def test_both_paths_give_the_same_families(otel_collector, redis_url, tmp_path, monkeypatch):
-    from refapp import Config, create_app, jobs
-    from refapp.models import init_db, make_engine
-    from rq import Queue
-    from telemetry.rq_worker import SimpleWorker, WorkerTelemetry
-
-    for key, value in otlp_env(otel_collector, OTEL_METRICS_EXPORTER="prometheus,otlp",
-                               OTEL_SERVICE_NAME="sublarr-web").items():
-        monkeypatch.setenv(key, value)
-    db_url = f"sqlite:///{tmp_path}/both.db"
-    env = {"SUBLARR_DATABASE_URL": db_url, "SUBLARR_REDIS_URL": redis_url, "SUBLARR_DATA_DIR": str(tmp_path),
-           "SUBLARR_SIM_LATENCY_SCALE": "0", "SUBLARR_SIM_FAILURE_RATE": "0"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    app = create_app(Config.from_env(env))
-    client = app.test_client()
-    client.post("/api/v1/wanted", json={"title": "Show", "language": "de"})
-    for i in range(5):
-        client.post("/api/v1/wanted/1/search")
-        client.get(f"/api/v1/series/{i % 2}")
-        client.post("/api/v1/jobs", json={"file_path": f"/m/{i}.ass", "source_lang": "en",
-                                          "target_lang": "de", "fmt": "ass"})
-        client.get("/nope")
-    client.post("/api/v1/providers/podnapisi/download", json={"id": "1", "fmt": "srt", "title": "Show"})
-    app.job_queue.enqueue(jobs.always_fails)
-
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "sublarr-worker")
-    worker_telemetry = WorkerTelemetry(job_functions=jobs.JOB_FUNCTIONS)
-    connection = redis.Redis.from_url(redis_url)
-    SimpleWorker([Queue("sublarr", connection=connection)], connection=connection,
-                 telemetry=worker_telemetry).work(burst=True)
-    worker_telemetry.shutdown()  # final push
+    app, client = run_web_and_worker(monkeypatch, redis_url, tmp_path, otlp_env(otel_collector))
 
     direct = scrape(client)
     app_shapes = shapes(direct)
@@ -132,25 +101,10 @@ def run_worker(env, *args):
 
 @pytest.mark.parametrize("simple", [False, True], ids=["forking", "simple"])
 def test_rq_worker_jobs_arrive_exactly_once(otel_collector, redis_url, tmp_path, simple):
-    from refapp import jobs
-    from refapp.models import TranslationJob, init_db, make_engine
-    from rq import Queue
-    from sqlalchemy.orm import Session
-
     n = 12
     service = f"sublarr-worker-{'simple' if simple else 'forking'}"
     db_url = f"sqlite:///{tmp_path}/jobs.db"
-    engine = make_engine(db_url)
-    init_db(engine)
-    with Session(engine) as session:
-        rows = [TranslationJob(file_path=f"/m/{i}.srt", source_lang="en", target_lang="de", fmt="srt",
-                               status="pending") for i in range(n)]
-        session.add_all(rows)
-        session.commit()
-        ids = [r.id for r in rows]
-    queue = Queue("sublarr", connection=redis.Redis.from_url(redis_url))
-    for job_id in ids:
-        queue.enqueue(jobs.run_translation, job_id)
+    enqueue_translations(db_url, redis_url, n)
     env = dict(os.environ, **otlp_env(otel_collector, OTEL_SERVICE_NAME=service),
                SUBLARR_DATABASE_URL=db_url, SUBLARR_REDIS_URL=redis_url, SUBLARR_DATA_DIR=str(tmp_path),
                SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0",

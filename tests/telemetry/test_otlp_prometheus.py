@@ -14,10 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from both_paths import enqueue_translations, run_web_and_worker
 from support import REPO, free_port, scrape, wait_for
 from telemetry import catalog
 
@@ -68,37 +68,8 @@ def stored_shapes(series):
 
 
 def test_pushed_series_equal_the_direct_scrape(otlp_prometheus, redis_url, tmp_path, monkeypatch):
-    from refapp import Config, create_app, jobs
-    from rq import Queue
-    from telemetry.rq_worker import SimpleWorker, WorkerTelemetry
-
     prometheus = otlp_prometheus()
-    for key, value in push_env(prometheus, OTEL_METRICS_EXPORTER="prometheus,otlp",
-                               OTEL_SERVICE_NAME="sublarr-web").items():
-        monkeypatch.setenv(key, value)
-    env = {"SUBLARR_DATABASE_URL": f"sqlite:///{tmp_path}/both.db", "SUBLARR_REDIS_URL": redis_url,
-           "SUBLARR_DATA_DIR": str(tmp_path), "SUBLARR_SIM_LATENCY_SCALE": "0", "SUBLARR_SIM_FAILURE_RATE": "0"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    app = create_app(Config.from_env(env))
-    client = app.test_client()
-    client.post("/api/v1/wanted", json={"title": "Show", "language": "de"})
-    for i in range(5):
-        client.post("/api/v1/wanted/1/search")
-        client.get(f"/api/v1/series/{i % 2}")
-        client.post("/api/v1/jobs", json={"file_path": f"/m/{i}.ass", "source_lang": "en",
-                                          "target_lang": "de", "fmt": "ass"})
-        client.get("/nope")
-    client.post("/api/v1/providers/podnapisi/download", json={"id": "1", "fmt": "srt", "title": "Show"})
-    app.job_queue.enqueue(jobs.always_fails)
-
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "sublarr-worker")
-    worker_telemetry = WorkerTelemetry(job_functions=jobs.JOB_FUNCTIONS)
-    connection = redis.Redis.from_url(redis_url)
-    SimpleWorker([Queue("sublarr", connection=connection)], connection=connection,
-                 telemetry=worker_telemetry).work(burst=True)
-    worker_telemetry.shutdown()  # final push
+    app, client = run_web_and_worker(monkeypatch, redis_url, tmp_path, push_env(prometheus))
 
     def both_complete():
         """A direct scrape and the stored series with the same sample names: a
@@ -152,29 +123,14 @@ def instant_sum(prometheus, expr: str) -> float | None:
 
 
 def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometheus, redis_url, tmp_path):
-    from refapp import jobs
-    from refapp.models import TranslationJob, init_db, make_engine
-    from rq import Queue
-    from sqlalchemy.orm import Session
-
     prometheus = otlp_prometheus()
     db_url = f"sqlite:///{tmp_path}/exact.db"
-    engine = make_engine(db_url)
-    init_db(engine)
     env = dict(os.environ, SUBLARR_DATABASE_URL=db_url, SUBLARR_REDIS_URL=redis_url, SUBLARR_DATA_DIR=str(tmp_path),
                SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0", PYTHONPATH=str(REPO / "backend"))
 
     # RQ: n jobs, each run in a forked work-horse.
     n = 12
-    with Session(engine) as session:
-        rows = [TranslationJob(file_path=f"/m/{i}.srt", source_lang="en", target_lang="de", fmt="srt",
-                               status="pending") for i in range(n)]
-        session.add_all(rows)
-        session.commit()
-        ids = [r.id for r in rows]
-    queue = Queue("sublarr", connection=redis.Redis.from_url(redis_url))
-    for job_id in ids:
-        queue.enqueue(jobs.run_translation, job_id)
+    enqueue_translations(db_url, redis_url, n)
     worker = subprocess.run([sys.executable, "-m", "refapp.worker", "--burst"],
                             env=dict(env, **push_env(prometheus, OTEL_SERVICE_NAME="sublarr-worker")),
                             capture_output=True, text=True, timeout=180)
