@@ -17,6 +17,11 @@ resolution Prometheus itself uses by default) in a sparse map filled at drain
 time, and rendered only when an OTLP reader collects. The Prometheus pull
 path cannot carry native histograms in the text format and keeps the classic
 ones in every mode. Exemplars stay on the classic histograms.
+
+Not for the collector path: the collector's Prometheus exporter (v0.165)
+renders an exponential histogram as a classic one with only a ``+Inf``
+bucket, and with ``also`` it collides with the classic histogram of the same
+name ("error gathering metrics"). Push straight into Prometheus 3.
 """
 from __future__ import annotations
 
