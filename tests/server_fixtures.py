@@ -13,6 +13,7 @@ import re
 import pytest
 
 from collector import OtelCollector, find_binary
+from prometheus_server import LINES
 from servers import PostgresServer, RedisServer, ServerUnavailable
 from support import missing
 
@@ -99,7 +100,7 @@ def running_otel_collector(otel_collector):
 
 # --- Prometheus (tests/prometheus_server.py) and a private collector ----------
 
-@pytest.fixture(scope="session", params=["debian", "prom3"])
+@pytest.fixture(scope="session", params=LINES)
 def prometheus_line(request) -> str:
     """Each Prometheus test runs against Debian's 2.42 (the oldest supported
     server) and the Prometheus 3 of scripts/build-prometheus."""
@@ -170,16 +171,14 @@ def prometheus3_factory(prometheus3_binary):
 
 @pytest.fixture
 def otlp_prometheus(prometheus3_factory):
-    """Prometheus 3 running the shipped monitoring/prometheus/prometheus.otlp.yml
-    (OTLP receiver on, the shipped rules, evaluated every second), plus
-    ``scrape_configs`` for a test that also scrapes something."""
-    def start(scrape_configs=()):
+    """start() -> Prometheus 3 running the shipped monitoring/prometheus/prometheus.otlp.yml
+    (OTLP receiver on, the shipped rules, evaluated every second)."""
+    def start():
         import yaml
         from support import REPO
         directory = REPO / "monitoring" / "prometheus"
         config = yaml.safe_load((directory / "prometheus.otlp.yml").read_text())
         config["global"]["evaluation_interval"] = "1s"
-        config["scrape_configs"] = list(scrape_configs)
         return prometheus3_factory(config, rule_files={path: directory / path for path in config["rule_files"]},
                                    flags=["--web.enable-otlp-receiver"])
     return start
