@@ -171,16 +171,16 @@ def prometheus3_factory(prometheus3_binary):
 
 @pytest.fixture
 def otlp_prometheus(prometheus3_factory):
-    """start() -> Prometheus 3 running the shipped monitoring/prometheus/prometheus.otlp.yml
-    (OTLP receiver on, the shipped rules, evaluated every second)."""
-    def start():
+    """start(flags=()) -> Prometheus 3 running the shipped monitoring/prometheus/prometheus.otlp.yml
+    (OTLP receiver on, the shipped rules, evaluated every second), with extra ``flags``."""
+    def start(flags=()):
         import yaml
         from support import REPO
         directory = REPO / "monitoring" / "prometheus"
         config = yaml.safe_load((directory / "prometheus.otlp.yml").read_text())
         config["global"]["evaluation_interval"] = "1s"
         return prometheus3_factory(config, rule_files={path: directory / path for path in config["rule_files"]},
-                                   flags=["--web.enable-otlp-receiver"])
+                                   flags=["--web.enable-otlp-receiver", *flags])
     return start
 
 

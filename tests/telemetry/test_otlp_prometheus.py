@@ -54,10 +54,11 @@ def text_shapes(text):
 
 
 def stored_shapes(series):
-    """As text_shapes, from the label sets Prometheus stored."""
+    """As text_shapes, from the label sets Prometheus stored (its own __type__
+    and __unit__ metadata labels left out)."""
     shapes = {}
     for labels in series:
-        labels = dict(labels)
+        labels = {k: v for k, v in labels.items() if k not in ("__type__", "__unit__")}
         name = labels.pop("__name__")
         le = labels.pop("le", None)
         keys, bounds = shapes.setdefault(name, (set(), set()))
@@ -68,7 +69,9 @@ def stored_shapes(series):
 
 
 def test_pushed_series_equal_the_direct_scrape(otlp_prometheus, redis_url, tmp_path, monkeypatch):
-    prometheus = otlp_prometheus()
+    # type-and-unit-labels: Prometheus keeps each pushed metric's OTLP type as
+    # a __type__ label, so the types can be compared with the scrape's TYPE lines.
+    prometheus = otlp_prometheus(flags=["--enable-feature=type-and-unit-labels"])
     app, client = run_web_and_worker(monkeypatch, redis_url, tmp_path, push_env(prometheus))
 
     def both_complete():
@@ -91,12 +94,13 @@ def test_pushed_series_equal_the_direct_scrape(otlp_prometheus, redis_url, tmp_p
 
     # Names, label keys and bucket bounds: identical to what the app serves itself.
     assert web == direct_shapes
-    # Types: the scrape's TYPE of each family is the catalog's, and Prometheus
-    # holds exactly that type's sample names (histograms: _bucket, _sum, _count).
+    # Types: the scrape's TYPE of each family is the catalog's, and what
+    # arrived over OTLP has that type too (Prometheus' __type__ label).
+    stored_types = {(s["__name__"], s.get("__type__")) for s in series if s["job"] == "sublarr-web"}
     for sample_name in direct_shapes:
         family = FAMILY_OF_SAMPLE[sample_name]
         assert direct_types[family.name.removesuffix("_total")] == family.kind.value, family.name
-        assert set(family.sample_names()) <= set(web), family.name
+        assert {t for name, t in stored_types if name == sample_name} == {family.kind.value}, sample_name
     # The worker's series are catalog series with the catalog's labels and buckets.
     worker = stored_shapes([s for s in series if s["job"] == "sublarr-worker"])
     for name, (keys, bounds) in worker.items():
@@ -107,7 +111,8 @@ def test_pushed_series_equal_the_direct_scrape(otlp_prometheus, redis_url, tmp_p
     # Process identity is job (service.name) and instance (service.instance.id), nothing else.
     assert {s["job"] for s in series} == {"sublarr-web", "sublarr-worker"}
     for labels in series:
-        extra = set(labels) - {"__name__", "le"} - PROCESS_LABELS - set(FAMILY_OF_SAMPLE[labels["__name__"]].label_keys)
+        own = {"__name__", "__type__", "__unit__", "le"}
+        extra = set(labels) - own - PROCESS_LABELS - set(FAMILY_OF_SAMPLE[labels["__name__"]].label_keys)
         assert not extra, labels
     # One instance per process (service.instance.id; here both pipelines share the test's process).
     instances = {(s["job"], s["instance"]) for s in series}
