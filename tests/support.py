@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,6 +23,14 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def venv_executable(name: str) -> str:
+    """A console script installed beside the running interpreter (any virtualenv, not only .venv)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed beside {sys.executable} (scripts/bootstrap installs it)")
+    return str(path)
 
 
 def require_binary(name: str) -> str:

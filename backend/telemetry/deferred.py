@@ -63,9 +63,12 @@ class DeferredHistogram:
 
     def note_in_context(self, key: tuple[str, ...], value: float) -> None:
         """Hot path with tracing on: :meth:`note` plus the current span context when sampled."""
-        span_context = get_current_span().get_span_context()
+        self.note_with_span(key, value, get_current_span().get_span_context())
+
+    def note_with_span(self, key: tuple[str, ...], value: float, span_context) -> None:
+        """:meth:`note` with the span context (the exemplar) captured earlier, kept when sampled."""
         pending = self._pending
-        if span_context.trace_flags.sampled:
+        if span_context is not None and span_context.trace_flags.sampled:
             pending.append((key, value, span_context))
         else:
             pending.append((key, value))

@@ -282,6 +282,8 @@ def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
 class _NoHttpMetrics:
     """Stands in for the HTTP recorder when a child could not build its pipeline."""
 
+    exemplars = False
+
     def __init__(self):
         self.in_flight_ids: set[int] = set()
 

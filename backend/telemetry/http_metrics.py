@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import get_current_span
 
 from . import catalog
 from .catalog import HTTP_METHODS, OTHER_METHOD, UNMATCHED_ENDPOINT
@@ -80,8 +81,11 @@ class HttpMetrics:
         meter.create_observable_gauge(
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)
-        # Decided once: with tracing on, each note also keeps the request span for an exemplar.
-        self.note = self.requests.note_in_context if exemplars else self.requests.note
+        self.note = self.requests.note
+        # Decided once: with tracing on, the middleware also keeps the request span for an
+        # exemplar, read while the span is current (the Flask instrumentation ends it in teardown).
+        self.exemplars = exemplars
+        self.note_with_span = self.requests.note_with_span
         # Requests being served, by id of their WSGI environ: set.add and
         # set.discard are single atomic operations, so no lock is needed.
         self.in_flight_ids: set[int] = set()
@@ -112,12 +116,15 @@ class HttpMetricsMiddleware:
         if self.path_filter.excluded(environ.get("PATH_INFO", "")):
             return self.wsgi_app(environ, start_response)
         metrics = self.metrics
-        seen: list[str] = []
+        exemplars = metrics.exemplars
+        seen: list = []
 
         def recording_start_response(status, headers, exc_info=None):
             if not seen:
                 seen.append(status[:3])
                 seen.append(current_route())
+                if exemplars:
+                    seen.append(get_current_span().get_span_context())
             return start_response(status, headers, exc_info)
 
         clock, in_flight, token = self.clock, metrics.in_flight_ids, id(environ)
@@ -133,7 +140,9 @@ class HttpMetricsMiddleware:
             raise
         seconds = clock() - start
         in_flight.discard(token)
-        if seen:
+        if exemplars and seen:
+            metrics.note_with_span((method, seen[1], seen[0]), seconds, seen[2])
+        elif seen:
             metrics.note((method, seen[1], seen[0]), seconds)
         else:  # the app returned without starting a response (not valid WSGI)
             metrics.note((method, self._route_after_error(environ), "500"), seconds)

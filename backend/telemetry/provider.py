@@ -14,6 +14,7 @@ reason and because the contract forbids extra labels.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -44,6 +45,11 @@ def build_resource(defaults: dict[str, str] | None = None) -> Resource:
     return resource
 
 
+# SDK 1.45.2 added a per-view cardinality limit (folding extra label sets into an
+# ``otel_metric_overflow`` series, 2,000 by default); older SDKs have no limit at all.
+VIEW_HAS_CARDINALITY_LIMIT = "aggregation_cardinality_limit" in inspect.signature(View.__init__).parameters
+
+
 def view_for(family: Family, max_series: int | None = None) -> View:
     """The view that fixes one family's name, label allow-list and buckets.
 
@@ -54,12 +60,15 @@ def view_for(family: Family, max_series: int | None = None) -> View:
     aggregation = None
     if family.kind is Kind.HISTOGRAM:
         aggregation = ExplicitBucketHistogramAggregation(boundaries=family.buckets)
+    limit = {}
+    if VIEW_HAS_CARDINALITY_LIMIT and max_series is not None:
+        limit["aggregation_cardinality_limit"] = max_series + 16
     return View(
         instrument_name=family.instrument_name,
         meter_name=catalog.METER_NAME,
         attribute_keys=set(family.label_keys),
         aggregation=aggregation,
-        aggregation_cardinality_limit=None if max_series is None else max_series + 16,
+        **limit,
     )
 
 
@@ -71,8 +80,7 @@ INSTRUMENTATION_SCOPES = (
     "opentelemetry.instrumentation.sqlalchemy",  # db.client.connections.usage
     "opentelemetry.instrumentation.redis",
     "opentelemetry.instrumentation.wsgi",
-    "opentelemetry.instrumentation.flask",
-    "telemetry.tracing",  # the request spans' http.server.* metrics (telemetry.tracing)
+    "opentelemetry.instrumentation.flask",  # http.server.request.duration, http.server.active_requests
 )
 """Meters of the tracing instrumentations (telemetry.tracing). Their metrics
 are dropped unless ``SUBLARR_METRICS_KEEP_SEMCONV`` keeps them: one exact

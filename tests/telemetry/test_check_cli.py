@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from support import REPO, wait_for
+from support import venv_executable, wait_for
 
 SCRAPE = "1s"
 
@@ -17,7 +17,7 @@ def demo(tmp_path):
     env = dict(os.environ, SUBLARR_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
     for key in ("SUBLARR_DATABASE_URL", "SUBLARR_REDIS_URL"):
         env.pop(key, None)
-    process = subprocess.Popen([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "demo", "--host", "127.0.0.1",
+    process = subprocess.Popen([venv_executable("sublarr-telemetry"), "demo", "--host", "127.0.0.1",
                                 "--port", "0", "--rate", "40", "--seed", "3"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = None
@@ -41,7 +41,7 @@ def scrape_config(target, drop=None):
 
 
 def run_check(prometheus_url):
-    return subprocess.run([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "check", "--prometheus",
+    return subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
                            prometheus_url, "--rate-interval", "15s"], capture_output=True, text=True, timeout=120)
 
 

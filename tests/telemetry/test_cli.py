@@ -2,10 +2,10 @@
 import json
 import subprocess
 
-from support import REPO
+from support import venv_executable
 from telemetry import catalog
 
-CLI = str(REPO / ".venv" / "bin" / "sublarr-telemetry")
+CLI = venv_executable("sublarr-telemetry")
 
 
 def run(*args):

@@ -15,7 +15,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from both_paths import enqueue_translations, run_web_and_worker
-from support import REPO, free_port, scrape, wait_for
+from support import REPO, free_port, scrape, venv_executable, wait_for
 from telemetry import catalog
 from telemetry.catalog import Kind
 
@@ -129,9 +129,7 @@ def test_rq_worker_jobs_arrive_exactly_once(otel_collector, redis_url, tmp_path,
 
 
 def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path):
-    gunicorn = REPO / ".venv" / "bin" / "gunicorn"
-    if not gunicorn.exists():
-        pytest.fail("gunicorn is not installed in .venv (scripts/bootstrap installs it)")
+    gunicorn = venv_executable("gunicorn")
     port = free_port()
     service = "sublarr-gunicorn"
     env = dict(os.environ, **otlp_env(otel_collector, OTEL_SERVICE_NAME=service),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import REPO, scrape, wait_for
+from support import REPO, scrape, venv_executable, wait_for
 from telemetry import Settings, SettingsError, Telemetry
 
 TRACE_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -192,6 +192,8 @@ def test_request_query_and_redis_spans_share_the_request_trace(tmp_path, redis_u
         assert attributes["http.response.status_code"] == 200
         assert attributes["url.path"] == "/api/v1/wanted/1/search"
         assert "secret" not in json.dumps({k: str(v) for k, v in attributes.items()})
+        assert attributes["url.query"] == "apikey=REDACTED"  # names kept, values never recorded
+        assert root.instrumentation_scope.name == "opentelemetry.instrumentation.flask"
         children = [s for s in spans if s is not root]
         scopes = {s.instrumentation_scope.name for s in children}
         assert scopes == {"opentelemetry.instrumentation.sqlalchemy", "opentelemetry.instrumentation.redis"}
@@ -242,6 +244,38 @@ def test_incoming_traceparent_is_continued_and_the_ratio_applies_to_roots(tmp_pa
         assert len(exporter.get_finished_spans()) == 1, "a parent that was not sampled is followed"
     finally:
         telemetry.shutdown()
+
+
+def test_query_values_are_redacted_on_every_path_and_standard_exclusions_apply(monkeypatch):
+    from flask import Flask
+
+    monkeypatch.setenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "/internal/.*")
+    app = Flask("redact")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.add_url_rule("/search", "search", lambda: "found")
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("failed")
+
+    app.add_url_rule("/internal/<name>", "internal", lambda name: name)
+    telemetry = Telemetry(settings=traced()).init_app(app)
+    exporter = remember_spans(telemetry)
+    client = app.test_client()
+    try:
+        assert client.get("/search?apikey=secret&q=Dune&flag").status_code == 200
+        assert client.get("/boom?apikey=secret").status_code == 500
+        assert client.get("/internal/x?apikey=secret").status_code == 200
+        assert client.get("/metrics?apikey=secret").status_code == 200
+        spans = {s.name: dict(s.attributes) for s in exporter.get_finished_spans()}
+        assert set(spans) == {"GET /search", "GET /boom"}, "metrics path and OTEL_PYTHON_FLASK_EXCLUDED_URLS"
+        assert spans["GET /search"]["url.query"] == "apikey=REDACTED&q=REDACTED&flag=REDACTED"
+        assert spans["GET /boom"]["url.query"] == "apikey=REDACTED"
+        assert spans["GET /boom"]["http.response.status_code"] == 500
+    finally:
+        telemetry.shutdown()
+    client.get("/search?apikey=secret")
+    assert len(exporter.get_finished_spans()) == 2, "no spans after shutdown"
 
 
 def test_sampler_starts_no_trace_at_a_database_or_redis_call():
@@ -420,15 +454,12 @@ def test_forked_child_traces_under_its_own_identity(tmp_path):
             exporter = remember_spans(telemetry)
             app.test_client().get("/api/v1/jobs")
             spans = exporter.get_finished_spans()
-            engine_tracers = [entry[1] for entry in telemetry.tracing._engines]
             report = {
                 "new_provider": telemetry.tracer_provider is not parent_provider,
                 "provider_id": telemetry.tracer_provider.resource.attributes["service.instance.id"],
                 "metrics_id": telemetry.pipeline.instance_id,
                 "span_ids": sorted({s.resource.attributes["service.instance.id"] for s in spans}),
                 "span_scopes": sorted({s.instrumentation_scope.name for s in spans}),
-                "engine_tracers_rebound": all(t.tracer.resource is telemetry.tracer_provider.resource
-                                              for t in engine_tracers) and len(engine_tracers) == 1,
             }
             os.write(write_end, json.dumps(report).encode())
         finally:
@@ -441,8 +472,9 @@ def test_forked_child_traces_under_its_own_identity(tmp_path):
         assert report["new_provider"]
         assert report["provider_id"] == report["metrics_id"] != parent_id
         assert report["span_ids"] == [report["metrics_id"]]
-        assert report["span_scopes"] == ["opentelemetry.instrumentation.sqlalchemy", "telemetry.tracing"]
-        assert report["engine_tracers_rebound"]
+        # Request and query spans alike follow the child's pipeline (no instrumentation done twice).
+        assert report["span_scopes"] == ["opentelemetry.instrumentation.flask",
+                                         "opentelemetry.instrumentation.sqlalchemy"]
         assert telemetry.tracer_provider is parent_provider  # the parent is untouched
     finally:
         close_refapp(app, telemetry)
@@ -568,7 +600,7 @@ def test_spans_and_exemplars_reach_the_collector(debug_collector, tmp_path, redi
     spans, metrics, root = wait_for(received, timeout=30, interval=0.5, what="spans and exemplars at the collector")
 
     # The request span, its queries and its Redis calls: one trace, parent/child links.
-    assert root["Kind"] == "Server" and root["Parent ID"] == "" and root["scope"] == "telemetry.tracing"
+    assert root["Kind"] == "Server" and root["Parent ID"] == "" and root["scope"] == "opentelemetry.instrumentation.flask"
     assert root["attributes"]["http.route"] == "/api/v1/wanted/<int:item_id>/search"
     children = [s for s in spans if s["Parent ID"] == root["ID"]]
     assert all(s["Trace ID"] == root["Trace ID"] and s["Kind"] == "Client" for s in children)
@@ -642,9 +674,7 @@ def test_gunicorn_workers_trace_under_their_own_instance(debug_collector, tmp_pa
 
     from support import free_port
 
-    gunicorn = REPO / ".venv" / "bin" / "gunicorn"
-    if not gunicorn.exists():
-        pytest.fail("gunicorn is not installed in .venv (scripts/bootstrap installs it)")
+    gunicorn = venv_executable("gunicorn")
     port, service = free_port(), "sublarr-traced-gunicorn"
     env = dict(os.environ, **collector_env(debug_collector, OTEL_SERVICE_NAME=service, OTEL_METRICS_EXPORTER="otlp"),
                SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0", PYTHONPATH=str(REPO / "backend"))
