@@ -4,6 +4,7 @@
 # removes everything the builds left behind.
 # Sets CACHE (the project cache directory) for the script that sources it.
 CACHE=${SUBLARR_CACHE_DIR:-$HOME/.cache/sublarr-telemetry}
+export GOPATH=${SUBLARR_GOPATH:-$CACHE/go}
 export GOMODCACHE=${SUBLARR_GOMODCACHE:-$CACHE/go/mod}
 export GOCACHE=${SUBLARR_GOCACHE:-$CACHE/go/build}
 # A go.work above the cache, or a -mod=vendor in GOFLAGS, must not steer the
