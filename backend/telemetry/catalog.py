@@ -3,7 +3,8 @@
 Instruments, views, the exposition checks, the generated metric reference and
 the dashboards' validity tests are all derived from :data:`FAMILIES`, so a name,
 a label key or a bucket boundary cannot drift in one place only. The table
-mirrors ``CONTRACT.md``; changing it is changing the public contract.
+is the public contract (docs/metrics.md, held to tests/golden/contract.json);
+changing it is changing that contract.
 
 Names are the Prometheus family names users query, and the instruments carry
 exactly these names, ``_total`` included: the Python Prometheus bridge does not

@@ -15,11 +15,22 @@ import time
 _EMBEDDED_ONLY = ("SUBLARR_DATABASE_URL", "SUBLARR_REDIS_URL")
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals(stop: threading.Event):
+    """Ctrl-C and SIGTERM stop the demo however it was started.
+
+    A process started in the background by a non-interactive shell (``&``), by
+    many CI runners and by some supervisors inherits SIGINT as *ignored*, and
+    Python then installs no KeyboardInterrupt handler: Ctrl-C (or ``kill
+    -INT``) would do nothing. So both handlers are set explicitly; they only
+    set ``stop``, so a signal at any moment ends the demo the same clean way.
+    Returns a function that puts the previous handlers back.
+    """
     def handler(signum, frame):
-        raise KeyboardInterrupt
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+        stop.set()
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread may set handlers; its caller owns them
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(signum, old) for signum, old in previous.items()]
 
 
 def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
@@ -53,6 +64,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
     base_url = f"http://{shown_host}:{port}"
     telemetry = app.extensions.get("sublarr_telemetry")
     metrics_path = telemetry.settings.path if telemetry else "/metrics"
+    stop = threading.Event()
+    restore_signals = _stop_on_signals(stop)
     print(f"Sublarr reference app: {base_url}/api/v1/status", file=out)
     print(f"Metrics:               {base_url}{metrics_path}", file=out)
     print(f"Traffic: {rate:g} requests/s{'' if duration is None else f' for {duration:g}s'}; Ctrl-C stops.",
@@ -60,7 +73,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
 
     serving = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
     serving.start()
-    stop = threading.Event()
     generator = TrafficGenerator(base_url, rate=rate, seed=seed) if rate > 0 else None
     traffic = None
     if generator is not None:
@@ -68,13 +80,13 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
                                    name="demo-traffic", daemon=True)
         traffic.start()
 
-    _stop_on_sigterm()
     started = time.monotonic()
     interactive = out.isatty() if hasattr(out, "isatty") else False
     last_line = 0.0
     try:
         while duration is None or time.monotonic() - started < duration:
-            time.sleep(0.5)
+            if stop.wait(0.5):
+                break
             now = time.monotonic()
             if interactive or now - last_line >= 5:
                 last_line = now
@@ -93,6 +105,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
             queue.shutdown(wait=False)
         if telemetry is not None:
             telemetry.shutdown()
+        restore_signals()
     try:
         print(("\n" if interactive else "") + "demo stopped", file=out, flush=True)
     except BrokenPipeError:  # the reader went away first (e.g. `| head`)

@@ -1,5 +1,7 @@
-"""The README agrees with the catalog and with CI."""
+"""The README and docs agree with the catalog and with CI; the repository stands alone."""
+import os
 import re
+from pathlib import Path
 
 from support import REPO
 from telemetry import catalog, reference
@@ -13,12 +15,39 @@ def test_readme_metric_reference_is_current():
         assert f"`{family.name}`" in readme
 
 
+def test_contract_page_reference_is_current():
+    page = (REPO / "docs" / "metrics.md").read_text()
+    assert reference.replace_section(page, reference.markdown()) == page, \
+        "docs/metrics.md is stale: run `sublarr-telemetry catalog --write-readme docs/metrics.md`"
+    assert "(docs/metrics.md)" in (REPO / "README.md").read_text()
+
+
+def test_nothing_reads_outside_the_repository():
+    """A user's clone has nothing beside it: no file may point at a sibling checkout."""
+    sibling = re.compile(r"\.\./" + r"shared|/work/" + r"shared|(?<![\w/])shared/" + r"[A-Z]+\.md")
+    offenders, read = [], 0
+    for directory, subdirs, names in os.walk(REPO):
+        subdirs[:] = [d for d in subdirs if d in (".ci",) or not (d.startswith(".") or d == "__pycache__"
+                                                                  or d.endswith(".egg-info"))]
+        for name in names:
+            path = Path(directory, name)
+            text = path.read_text(encoding="utf-8", errors="replace")
+            read += 1
+            offenders += [f"{path.relative_to(REPO)}: {m.group(0)}" for m in sibling.finditer(text)]
+    assert read > 100 and offenders == []
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     commands = re.findall(r"^(scripts/\w+)", readme, flags=re.M)
     assert commands[:2] == ["scripts/demo", "scripts/test"]
     ci = (REPO / ".ci" / "run").read_text()
-    assert re.search(r"^scripts/test\b", ci, flags=re.M)
+    # ... from a copy of the repository in a new temporary directory, nothing beside it.
+    commands = [line for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert "mktemp -d" in ci and 'cd "$copy"' in commands
+    suites = [i for i, line in enumerate(commands) if re.match(r"scripts/test(-lowest)?\b", line)]
+    assert re.match(r"scripts/test -q\b", commands[suites[0]])
+    assert suites and min(suites) > commands.index('cd "$copy"')
 
 
 def test_every_settings_variable_is_documented():

@@ -2,7 +2,7 @@
 
 Durations come from a scripted clock (binary fractions, so sums are exact),
 which makes bucket counts and sums as deterministic as the labels. The golden
-file was checked by hand against CONTRACT.md; regenerate it only for an
+file was checked by hand against docs/metrics.md; regenerate it only for an
 intended contract change: ``SUBLARR_UPDATE_GOLDEN=1 scripts/test -k golden``.
 """
 import os
