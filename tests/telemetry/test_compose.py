@@ -108,3 +108,19 @@ def test_a_real_compose_implementation_accepts_the_file(name, tmp_path):
     services = subprocess.run([binary, "-f", str(REPO / name), "config", "--services"], cwd=REPO,
                               capture_output=True, text=True, timeout=120, env=env)
     assert set(services.stdout.split()) == set(load(name)["services"])
+
+
+def test_collector_binds_loopback_unless_compose_opens_it():
+    """Outside a container the shipped config listens on 127.0.0.1 only; compose opens every listener."""
+    import re
+
+    config = (REPO / "otel-collector" / "config.yaml").read_text()
+    listeners = dict(re.findall(r"\$\{env:(\w+(?:ENDPOINT|_HOST)):-([^}]*)\}", config))
+    assert {"OTLP_GRPC_ENDPOINT", "OTLP_HTTP_ENDPOINT", "PROMETHEUS_EXPORTER_ENDPOINT",
+            "HEALTH_CHECK_ENDPOINT", "OTELCOL_METRICS_HOST"} <= set(listeners)
+    assert "0.0.0.0" not in config.split("\nextensions:", 1)[1]
+    for name, default in listeners.items():
+        assert default.split(":")[0] in ("127.0.0.1", "localhost"), (name, default)
+    environment = load("compose.yaml")["services"]["collector"]["environment"]
+    for name in listeners:
+        assert str(environment.get(name, "")).startswith("0.0.0.0"), f"compose.yaml leaves {name} on loopback"
