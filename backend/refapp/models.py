@@ -112,11 +112,29 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (idempotent).
+    """Create missing tables (idempotent), safe when several processes start at once.
 
-    On PostgreSQL an advisory lock serialises this, because several gunicorn
-    workers start at once and would otherwise race to CREATE the same table.
+    gunicorn's workers (and RQ workers) run this together on a fresh database;
+    ``create_all`` checks for each table and then creates it, so without a lock
+    two processes both see it missing and the second CREATE fails ("table ...
+    already exists"), which stops that worker from booting. The check and the
+    CREATEs therefore run under one database-wide lock: a transaction-scoped
+    advisory lock on PostgreSQL, the write lock (``BEGIN IMMEDIATE``, waited
+    for up to the busy timeout) on SQLite.
     """
+    if engine.dialect.name == "sqlite":
+        # pysqlite would open its own deferred transaction; in AUTOCOMMIT mode
+        # it leaves transaction control to the statements below.
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                Base.metadata.create_all(conn)
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+        return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(5172023)"))
