@@ -6,6 +6,10 @@ each miss. Families that only exist in some set-ups are expected only when
 the app says that set-up is in use (for example the Redis families once
 ``sublarr_telemetry_source_up{source="redis"}`` exists); families that need an
 RQ worker pushing, or a cap being reached, are reported but never fail.
+Before Prometheus holds any ``sublarr_*`` sample for the job (it has not
+scraped the app yet, or cannot) nothing can be told about what is
+configured, so every check then says "no data yet" and why, instead of
+calling the optional sources unconfigured.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class Finding:
     ok: bool
     required: bool
     reason: str
+    pending: bool = False  # nothing to judge yet: Prometheus has no sublarr_* data for the job
 
 
 def family_of(sample_name: str) -> str | None:
@@ -90,12 +95,28 @@ def substitute(expr: str, job: str, instance: str, rate_interval: str, time_rang
     return out
 
 
+def no_data_reason(client: PrometheusClient, job: str) -> str:
+    """Why Prometheus has no ``sublarr_*`` sample for ``job``, from its ``up`` series."""
+    ups = [float(r["value"][1]) for r in client.query(f'up{{job=~"{job}"}}')]
+    if not ups:
+        return (f"no data yet: Prometheus has no scrape target with job=~{job!r} (or has not scraped it yet) "
+                "and nothing was pushed under that job; check the scrape config or the OTLP push, and --job")
+    if not any(ups):
+        return (f"no data yet: Prometheus cannot scrape the job=~{job!r} target (up == 0); "
+                "is the app running, and are the address and metrics path right?")
+    return (f"no data yet: Prometheus scrapes job=~{job!r} but got no sublarr_* series; "
+            "is that the app's metrics path, and is SUBLARR_METRICS_ENABLED on?")
+
+
 def check_families(client: PrometheusClient, job: str) -> list[Finding]:
     present = {r["metric"]["__name__"] for r in client.query(
         f'count by (__name__) ({{__name__=~"sublarr_.+", job=~"{job}"}})')}
+    if not present:
+        reason = no_data_reason(client, job)
+        return [Finding("family", family.name, False, True, reason, pending=True) for family in catalog.FAMILIES]
     present_families = {f for f in (family_of(n) for n in present) if f}
-    sources = {r["metric"].get("source") for r in client.query(
-        f'sublarr_telemetry_source_up{{job=~"{job}"}}')}
+    source_series = client.query(f'sublarr_telemetry_source_up{{job=~"{job}"}}')
+    sources = {r["metric"].get("source") for r in source_series}
     findings = []
     for family in catalog.FAMILIES:
         ok = family.name in present_families
@@ -103,6 +124,9 @@ def check_families(client: PrometheusClient, job: str) -> list[Finding]:
         if family.name in OPTIONAL:
             required = False
             reason = "present" if ok else f"absent ({OPTIONAL[family.name]})"
+        elif family.name in NEEDS_SOURCE and not source_series:
+            reason = "present" if ok else (f"absent; whether a {NEEDS_SOURCE[family.name]} source is configured "
+                                           "shows once sublarr_telemetry_source_up has data")
         elif family.name in NEEDS_SOURCE and NEEDS_SOURCE[family.name] not in sources:
             required = False
             reason = "present" if ok else f"absent (no {NEEDS_SOURCE[family.name]} source configured)"
@@ -120,10 +144,14 @@ def check_panels(client: PrometheusClient, job: str, instance: str, rate_interva
     # A store fed only by pushes (OTLP into Prometheus 3, VictoriaMetrics) has
     # no scrape targets, so panels of `up` alone cannot have data there.
     scraped = bool(client.query(f'count(up{{job=~"{job}"}})'))
+    waiting = next((f.reason for f in family_findings if f.pending), None)
     findings = []
     for uid, dashboard in sorted(build_all().items()):
         for title, ref, expr in panel_queries(dashboard):
             name = f"{uid} / {title} [{ref}]"
+            if waiting:
+                findings.append(Finding("panel", name, False, True, waiting, pending=True))
+                continue
             try:
                 result = client.query(substitute(expr, job, instance, rate_interval))
             except PrometheusError as exc:
@@ -148,7 +176,7 @@ def render_table(findings: list[Finding]) -> str:
     width = max(len(f.name) for f in findings)
     lines = [f"{'CHECK':<7} {'NAME':<{width}}  {'STATUS':<7} REASON"]
     for f in findings:
-        status = "ok" if f.ok else ("MISSING" if f.required else "n/a")
+        status = "ok" if f.ok else "no data" if f.pending else "MISSING" if f.required else "n/a"
         lines.append(f"{f.kind:<7} {f.name:<{width}}  {status:<7} {f.reason}")
     return "\n".join(lines) + "\n"
 
@@ -166,6 +194,10 @@ def run_check(prometheus: str, job: str = ".*", instance: str = ".*", rate_inter
         print(f"check failed: {exc}", file=out)
         return 2
     out.write(render_table(findings))
+    waiting = next((f.reason for f in findings if f.pending), None)
+    if waiting:
+        print(f"\n{waiting}", file=out)
+        return 1
     missing = [f for f in findings if f.required and not f.ok]
     families = sum(1 for f in findings if f.kind == "family" and f.ok)
     panels_ok = sum(1 for f in findings if f.kind == "panel" and f.ok)

@@ -77,3 +77,25 @@ def test_check_explains_an_unreachable_prometheus():
     result = run_check("http://127.0.0.1:9")
     assert result.returncode == 2
     assert "cannot query http://127.0.0.1:9" in result.stdout
+
+
+def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_factory):
+    """A Prometheus that has nothing from the app cannot know which sources it has."""
+    from support import free_port
+
+    prometheus = prometheus_factory(scrape_config(f"127.0.0.1:{free_port()}"))  # nothing listens there
+    wait_for(lambda: prometheus.query('up{job="sublarr"}'), timeout=30, what="the first (failed) scrape")
+    result = subprocess.run([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "check", "--prometheus",
+                             prometheus.url, "--job", "sublarr"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+    assert "configured" not in result.stdout, result.stdout
+    assert re.search(r"family\s+sublarr_db_pool_size\s+no data\s+no data yet: Prometheus cannot scrape",
+                     result.stdout), result.stdout
+    assert re.search(r"panel\s+sublarr-overview / .+no data\s+no data yet", result.stdout), result.stdout
+    assert "up == 0" in result.stdout.splitlines()[-1]
+
+    result = subprocess.run([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "check", "--prometheus",
+                             prometheus.url, "--job", "no-such-job", "--families-only"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+    assert "no scrape target with job=~'no-such-job'" in result.stdout, result.stdout
