@@ -65,13 +65,13 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
-    """``text`` with the block between the markers replaced by ``section``."""
-    start = text.find(BEGIN)
-    stop = text.find(END)
+def replace_section(text: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with the block between the marker lines ``begin`` and ``end`` replaced by ``section``."""
+    start = text.find(begin)
+    stop = text.find(end)
     if start < 0 or stop < start:
-        raise ValueError(f"the markers {BEGIN!r} and {END!r} are missing")
-    return text[: start + len(BEGIN)] + "\n" + section + text[stop:]
+        raise ValueError(f"the markers {begin!r} and {end!r} are missing")
+    return text[: start + len(begin)] + "\n" + section + text[stop:]
 
 
 def write_readme(path: Path) -> bool:

@@ -211,3 +211,39 @@ def test_panel_queries_and_variable_queries_helpers(built):
     assert dict(variable_queries(overview)) == {
         "job": "label_values(sublarr_info, job)",
         "instance": 'label_values(sublarr_info{job=~"$job"}, instance)'}
+
+
+def test_monitoring_guide_dashboard_section_is_current(built):
+    from telemetry.dashboards import guide
+
+    text = (REPO / "monitoring" / "README.md").read_text(encoding="utf-8")
+    assert guide.replace_section(text, guide.markdown()) == text, \
+        "the dashboard section of monitoring/README.md is stale: run .venv/bin/python -m telemetry.dashboards"
+
+
+def test_monitoring_guide_describes_every_row_and_panel_with_a_unit(built):
+    from telemetry.dashboards import guide
+
+    section = guide.markdown()
+    for dashboard in built.values():
+        assert f"### {dashboard['title']}\n" in section
+        for title, collapsed, panels in guide.rows(dashboard):
+            assert re.search(rf"^#### {re.escape(title)}( \(collapsed by default\))?\n\n\*When to look:\* \S",
+                             section, flags=re.M), title
+            for panel in panels:
+                line = next(l for l in section.splitlines() if l.startswith(f"| {panel['title']} ("))
+                description, unit = [cell.strip() for cell in line.strip("|").split(" | ")[1:]]
+                assert description and unit, line
+
+
+def test_redis_row_is_collapsed_and_holds_its_panels(built):
+    """Redis is optional: its row starts collapsed; every other row is open."""
+    from telemetry.dashboards import guide
+
+    for uid, dashboard in built.items():
+        for title, collapsed, panels in guide.rows(dashboard):
+            assert collapsed == (title == "Redis"), (uid, title)
+            if collapsed:
+                assert {p["title"] for p in panels} == {"Redis connection", "Redis memory"}
+                row = next(p for p in dashboard["panels"] if p.get("title") == title)
+                assert row["panels"] == panels  # nested, as Grafana wants for a collapsed row

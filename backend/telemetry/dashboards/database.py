@@ -12,6 +12,18 @@ from .common import (BYTES, COUNT, GREEN, OPS, ORANGE, RATIO, RED, SECONDS, STAT
 
 UID = "sublarr-database"
 TITLE = "Sublarr / Database, cache and queue"
+WHEN = {  # row -> when to look at it (the monitoring guide is generated from these and the panels)
+    "Connection pool": "When requests or jobs wait on the database (latency up while CPU stays low): "
+                       "utilisation near 100% means the pool is too small for the threads using it.",
+    "Queries": "When the database is the slow part: a p95 rising for one operation, or a query rate "
+               "far above the request rate (one query per item in a loop).",
+    "Cache": "When providers or metadata look-ups are called more often than expected: a falling hit "
+             "ratio means the cache no longer saves those calls.",
+    "Job queue": "When work is queued but does not finish: waiting rising while active stays 0 means "
+                 "no worker runs; failed rising means jobs raise (see the Jobs dashboard).",
+    "Redis": "Only with Redis configured (SUBLARR_REDIS_URL), hence collapsed: open it when the Redis "
+             "alert fires, the RQ queue stalls or Redis memory grows.",
+}
 
 POOL_BY_PROCESS = ("job", "instance")
 
@@ -71,15 +83,18 @@ def cache_row(d: db.Dashboard) -> db.Dashboard:
 
 
 def redis_row(d: db.Dashboard) -> db.Dashboard:
-    return (d.with_row(db.Row("Redis"))
-            .with_panel(stat_panel(
-                "Redis connection", "1 when every process's last Redis round trip succeeded within its "
-                "time bound (the lowest reading wins). No value: Redis is not configured.", STATE,
-                [f"min({sel('sublarr_redis_connected')})"],
-                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, width=6, height=8))
-            .with_panel(timeseries_panel(
-                "Redis memory", "Memory used by Redis (INFO memory used_memory), one reading.", BYTES,
-                [Target(shared("sublarr_redis_memory_used_bytes"), "used memory")], width=18)))
+    """Collapsed by default: Redis is optional, and without it the row has no data."""
+    row = (db.Row("Redis")
+           .with_panel(stat_panel(
+               "Redis connection", "1 when every process's last Redis round trip succeeded within its "
+               "time bound (the lowest reading wins). No value: Redis is not configured.", STATE,
+               [f"min({sel('sublarr_redis_connected')})"],
+               thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, width=6, height=8))
+           .with_panel(timeseries_panel(
+               "Redis memory", "Memory used by Redis (INFO memory used_memory), one reading.", BYTES,
+               [Target(shared("sublarr_redis_memory_used_bytes"), "used memory")], width=18))
+           .collapsed(True))
+    return d.with_row(row)
 
 
 def queue_row(d: db.Dashboard) -> db.Dashboard:
@@ -99,6 +114,6 @@ def queue_row(d: db.Dashboard) -> db.Dashboard:
 
 def build() -> dict:
     d = new_dashboard(UID, TITLE, "Sublarr's database pool and queries, cache, Redis and job queue.")
-    for row in (pool_row, queries_row, cache_row, redis_row, queue_row):
+    for row in (pool_row, queries_row, cache_row, queue_row, redis_row):  # optional Redis last, collapsed
         d = row(d)
     return to_dict(d)

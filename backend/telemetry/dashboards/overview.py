@@ -13,6 +13,16 @@ from .common import (BREAKER_MAPPINGS, BYTES, COUNT, GREEN, OPS, ORANGE, PERCENT
 
 UID = "sublarr-overview"
 TITLE = "Sublarr / Overview"
+WHEN = {  # row -> when to look at it (the monitoring guide is generated from these and the panels)
+    "Summary": "First, after an alert, a user's report or an upgrade: six numbers that say whether "
+               "Sublarr answers, works through its jobs and reaches its providers and Redis.",
+    "Subtitles": "When subtitles stop arriving or arrive late: failed translations rising, a provider "
+                 "whose searches fail or whose breaker opened, a backlog that grows instead of draining.",
+    "HTTP": "When the web UI or the API is slow or returns errors: which status codes rise, and which "
+            "route is slow.",
+    "Resources": "When the host runs short of memory or disk, or Sublarr slows down without more "
+                 "traffic; and for sizing the machine.",
+}
 
 SERVER_ERRORS = 'status=~"5.."'
 HTTP_5XX_RATIO = (rate("sublarr_http_requests_total", (), SERVER_ERRORS) + " / "
