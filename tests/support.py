@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -76,6 +77,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def terminate(process, timeout: float = 20.0) -> None:
+    """SIGTERM a subprocess (its whole group when it leads one), SIGKILL after ``timeout``."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    group = os.getpgid(process.pid) == process.pid
+    (os.killpg if group else os.kill)(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        (os.killpg if group else os.kill)(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):

@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import REPO, free_port, missing, wait_for
+from support import REPO, free_port, missing, terminate, wait_for
 
 DOCS = [REPO / "README.md", REPO / "monitoring" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Inline code counts as a command when it starts like one.
@@ -111,16 +110,6 @@ def _start(command: str, env: dict, log: Path) -> subprocess.Popen:
                             stderr=open(log, "w"), start_new_session=True)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.mark.e2e
 def test_readme_push_block_runs_as_written(redis_url, tmp_path):
     """Collector, gunicorn and the RQ worker from the README; a job's metrics reach the collector."""
@@ -177,7 +166,7 @@ def test_readme_push_block_runs_as_written(redis_url, tmp_path):
         raise
     finally:
         for process in reversed(processes):
-            _stop(process)
+            terminate(process)
 
 
 def _get(url: str) -> bool:

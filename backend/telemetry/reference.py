@@ -74,13 +74,18 @@ def replace_section(text: str, section: str, begin: str = BEGIN, end: str = END)
     return text[: start + len(begin)] + "\n" + section + text[stop:]
 
 
-def write_readme(path: Path) -> bool:
-    """Rewrite the generated section of ``path``; True when it changed."""
+def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> bool:
+    """Rewrite the block between the markers in ``path``; True when it changed."""
     old = path.read_text(encoding="utf-8")
-    new = replace_section(old, markdown())
+    new = replace_section(old, section, begin, end)
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old
 
 
-__all__ = ["BEGIN", "END", "as_json", "markdown", "replace_section", "table", "write_readme"]
+def write_readme(path: Path) -> bool:
+    """Rewrite the generated metric reference in ``path``; True when it changed."""
+    return write_section(path, markdown())
+
+
+__all__ = ["BEGIN", "END", "as_json", "markdown", "replace_section", "table", "write_readme", "write_section"]

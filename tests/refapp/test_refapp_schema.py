@@ -6,7 +6,6 @@ together on a new database, so the check-then-CREATE race gets many chances.
 """
 import multiprocessing
 import os
-import signal
 import subprocess
 import time
 
@@ -14,7 +13,7 @@ import requests
 from sqlalchemy import inspect
 
 from refapp.models import Base, init_db, make_engine
-from support import REPO, free_port, wait_for
+from support import REPO, free_port, terminate, wait_for
 
 PROCESSES = 6
 ROUNDS = 8
@@ -90,12 +89,7 @@ def test_gunicorn_workers_all_boot_on_a_fresh_sqlite_database(tmp_path):
             text = log.read_text()
             assert "Worker failed to boot" not in text and "Traceback" not in text, text
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            terminate(server)
 
 
 def _serves(port):

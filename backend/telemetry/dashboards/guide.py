@@ -92,11 +92,7 @@ def replace_section(text: str, section: str) -> str:
 
 def write(path: Path) -> bool:
     """Rewrite the generated section of ``path``; True when it changed."""
-    old = path.read_text(encoding="utf-8")
-    new = replace_section(old, markdown())
-    if new != old:
-        path.write_text(new, encoding="utf-8")
-    return new != old
+    return reference.write_section(path, markdown(), BEGIN, END)
 
 
 __all__ = ["BEGIN", "END", "markdown", "replace_section", "rows", "write"]
