@@ -1,0 +1,35 @@
+"""The Go tool builds keep Go's own caches under the project's cache directory."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from support import REPO, missing
+
+GO_BUILDS = ["build-collector", "build-compose"]
+
+
+@pytest.mark.parametrize("script", GO_BUILDS)
+def test_go_builds_source_the_shared_go_environment(script):
+    text = (REPO / "scripts" / script).read_text()
+    assert re.search(r"^\. .*lib/go-env\.sh", text, flags=re.M), f"scripts/{script} must source scripts/lib/go-env.sh"
+    assert "GOFLAGS=" not in text and "GOMODCACHE" not in text  # one place decides
+
+
+def test_go_environment_puts_every_go_cache_under_the_project_cache(tmp_path):
+    go = shutil.which("go")
+    if go is None:
+        missing("go is not installed")
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GO", "SUBLARR_GO"))}
+    env.update(SUBLARR_CACHE_DIR=str(cache), HOME=str(tmp_path / "home"))
+    result = subprocess.run(["bash", "-c", ". scripts/lib/go-env.sh && go env GOPATH GOMODCACHE GOCACHE GOFLAGS"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    gopath, modcache, buildcache, goflags = result.stdout.splitlines()
+    for path in (gopath, modcache, buildcache):
+        assert path.startswith(str(cache) + "/"), path
+    # A writable module cache, so that `rm -rf` of the cache directory works without root.
+    assert "-modcacherw" in goflags.split()
