@@ -7,6 +7,7 @@ connections are noticed before a request uses them.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import QueuePool
 
@@ -119,23 +121,43 @@ def init_db(engine: Engine) -> None:
     two processes both see it missing and the second CREATE fails ("table ...
     already exists"), which stops that worker from booting. The check and the
     CREATEs therefore run under one database-wide lock: a transaction-scoped
-    advisory lock on PostgreSQL, the write lock (``BEGIN IMMEDIATE``, waited
-    for up to the busy timeout) on SQLite.
+    advisory lock on PostgreSQL, the write lock on SQLite (see
+    :func:`_create_sqlite_schema`).
     """
     if engine.dialect.name == "sqlite":
-        # pysqlite would open its own deferred transaction; in AUTOCOMMIT mode
-        # it leaves transaction control to the statements below.
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                Base.metadata.create_all(conn)
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
+        _create_sqlite_schema(engine)
         return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(5172023)"))
         Base.metadata.create_all(conn)
+
+
+def _create_sqlite_schema(engine: Engine, attempts: int = 20) -> None:
+    """``create_all`` inside ``BEGIN IMMEDIATE``, retried while the file is locked.
+
+    The busy timeout makes most lock waits block, but SQLite answers "database
+    is locked" at once, without waiting, where waiting could deadlock: on a
+    fresh file, a new connection's ``PRAGMA journal_mode=WAL`` (a read lock
+    that must be upgraded) while another process holds the write lock to
+    create its tables. Such a refusal is retried after a short, growing pause
+    (about 10 s in all).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            # pysqlite would open its own deferred transaction; in AUTOCOMMIT
+            # mode it leaves transaction control to the statements below.
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    Base.metadata.create_all(conn)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+            return
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)

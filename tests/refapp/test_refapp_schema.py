@@ -55,6 +55,24 @@ def test_concurrent_schema_creation_on_sqlite(tmp_path):
     assert failures == []
 
 
+def test_schema_creation_waits_for_a_writer_on_a_fresh_sqlite_file(tmp_path):
+    """The case SQLite refuses at once instead of waiting: another process holds the write lock
+    while this one's first connection switches the fresh file to WAL."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "fresh.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE other_process_table (x)")
+    threading.Timer(0.5, lambda: writer.execute("COMMIT")).start()
+    engine = make_engine(f"sqlite:///{path}")
+    init_db(engine)
+    assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"other_process_table"}
+    engine.dispose()
+    writer.close()
+
+
 def test_concurrent_schema_creation_on_postgresql(postgres_url):
     from sqlalchemy import text
 
