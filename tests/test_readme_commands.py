@@ -154,11 +154,14 @@ def test_readme_push_block_runs_as_written(redis_url, tmp_path):
         wait_for(lambda: requests.get(f"{base}/jobs/{job_id}", timeout=5).json()["status"] in ("success", "failed", "skipped"),
                  timeout=60, interval=0.3, what="the RQ worker to run the job")
 
+        posted = re.compile(r'sublarr_http_requests_total\{[^}]*endpoint="/api/v1/jobs"[^}]*method="POST"')
+
         def arrived():
+            # Each gunicorn worker pushes its own series; the POST's worker may report last.
             text = requests.get(f"http://127.0.0.1:{ports['prom']}/metrics", timeout=5).text
-            return text if "sublarr_jobs_total{" in text and "sublarr_http_requests_total{" in text else None
-        text = wait_for(arrived, timeout=30, interval=0.5, what="web and worker metrics at the collector")
-        assert re.search(r'sublarr_http_requests_total\{[^}]*endpoint="/api/v1/jobs"[^}]*method="POST"', text)
+            return text if "sublarr_jobs_total{" in text and posted.search(text) else None
+        wait_for(arrived, timeout=30, interval=0.5,
+                 what="the POST (gunicorn) and the job (RQ worker) at the collector")
         assert all(p.poll() is None for p in processes), [p.returncode for p in processes]
     except BaseException:
         for log in sorted(tmp_path.glob("*.log")):
