@@ -83,6 +83,8 @@ def check_executable(command: str, tmp_path: Path) -> None:
         path = REPO / word
         assert path.is_file() and os.access(path, os.X_OK), f"{word} does not exist after set-up"
         return
+    # The project's packages live in .venv: a bare python (or pip) would be the system's.
+    assert word not in ("python", "python3", "pip", "pip3"), f"{command!r}: write .venv/bin/{word.rstrip('3')}"
     assert shutil.which(word), f"{word} is not on PATH after scripts/bootstrap; write the path that works"
 
 

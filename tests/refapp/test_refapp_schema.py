@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import inspect
 
 from refapp.models import Base, init_db, make_engine
-from support import REPO, free_port, terminate, wait_for
+from support import free_port, terminate, venv_executable, wait_for
 
 PROCESSES = 6
 ROUNDS = 8
@@ -87,8 +87,7 @@ def test_concurrent_schema_creation_on_postgresql(postgres_url):
 
 def test_gunicorn_workers_all_boot_on_a_fresh_sqlite_database(tmp_path):
     """No --preload: every worker imports the app, and so creates the schema, at once."""
-    gunicorn = REPO / ".venv" / "bin" / "gunicorn"
-    assert gunicorn.exists(), "scripts/bootstrap installs gunicorn into .venv"
+    gunicorn = venv_executable("gunicorn")
     for round_no in range(2):
         data = tmp_path / f"round{round_no}"
         data.mkdir()

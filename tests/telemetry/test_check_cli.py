@@ -85,7 +85,7 @@ def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_fact
 
     prometheus = prometheus_factory(scrape_config(f"127.0.0.1:{free_port()}"))  # nothing listens there
     wait_for(lambda: prometheus.query('up{job="sublarr"}'), timeout=30, what="the first (failed) scrape")
-    result = subprocess.run([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "check", "--prometheus",
+    result = subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
                              prometheus.url, "--job", "sublarr"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout
     assert "configured" not in result.stdout, result.stdout
@@ -94,7 +94,7 @@ def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_fact
     assert re.search(r"panel\s+sublarr-overview / .+no data\s+no data yet", result.stdout), result.stdout
     assert "up == 0" in result.stdout.splitlines()[-1]
 
-    result = subprocess.run([str(REPO / ".venv" / "bin" / "sublarr-telemetry"), "check", "--prometheus",
+    result = subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
                              prometheus.url, "--job", "no-such-job", "--families-only"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout

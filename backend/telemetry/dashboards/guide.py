@@ -66,6 +66,8 @@ def dashboard_section(module_name: str) -> str:
     dashboard = module.build()
     lines = [f"### {dashboard['title']}", "",
              f"`{module.UID}.json`: {_cell(dashboard.get('description', ''))}", ""]
+    if module_name not in DASHBOARD_MODULES:
+        lines[2] += f" Opt-in: not provisioned by default (see `{module.__name__}`)."
     found = rows(dashboard)
     missing = [title for title, _, _ in found if title not in module.WHEN]
     extra = set(module.WHEN) - {title for title, _, _ in found}
@@ -81,8 +83,12 @@ def dashboard_section(module_name: str) -> str:
     return "\n".join(lines)
 
 
+GUIDE_MODULES = (*DASHBOARD_MODULES, "native")
+"""The default dashboards, then the opt-in native-histogram one."""
+
+
 def markdown() -> str:
-    return "\n".join(dashboard_section(name) for name in DASHBOARD_MODULES)
+    return "\n".join(dashboard_section(name) for name in GUIDE_MODULES)
 
 
 def replace_section(text: str, section: str) -> str:

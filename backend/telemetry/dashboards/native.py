@@ -22,6 +22,10 @@ from .common import SECONDS, Target, _agg, new_dashboard, sel, timeseries_panel,
 
 UID = "sublarr-native-latency"
 TITLE = "Sublarr / Latency (native histograms)"
+WHEN = {  # row -> when to look at it (the monitoring guide is generated from these and the panels)
+    "Durations": "With native histograms pushed into Prometheus 3, when a percentile on the other "
+                 "dashboards sits on a bucket bound and you need the value between the bounds.",
+}
 
 
 def native_quantile(q: float, histogram: str, by: Sequence[str] = ()) -> str:
