@@ -33,3 +33,15 @@ def test_go_environment_puts_every_go_cache_under_the_project_cache(tmp_path):
         assert path.startswith(str(cache) + "/"), path
     # A writable module cache, so that `rm -rf` of the cache directory works without root.
     assert "-modcacherw" in goflags.split()
+
+
+def test_license_is_an_spdx_expression_so_setuptools_does_not_warn():
+    """A ``license = {text = ...}`` table makes setuptools (>= 77) print a deprecation warning
+    on every install (three times on a first `scripts/demo`)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)
+    assert re.fullmatch(r"[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*", project["project"]["license"])
+    requires = " ".join(project["build-system"]["requires"])
+    assert re.search(r"setuptools>=(\d+)", requires) and int(re.search(r"setuptools>=(\d+)", requires)[1]) >= 77
