@@ -4,9 +4,10 @@ Commands are read from the ```sh blocks of the README, the monitoring guide
 and docs/, and from inline code that starts like a command. Each one's
 executable must exist where the command says (a repository path, a command
 substitution such as ``$(scripts/build-collector)``, or a name on PATH); the
-README's push-mode block is then run line by line as written, with only the
-ports moved to free ones (through the environment the commands read) and a
-real Redis and collector behind it.
+README's push-mode block is then run line by line as written; only the
+environment the commands read differs: free ports instead of the defaults
+(which may be taken here), this test's Redis and a fresh SQLite database, no
+simulated latency.
 """
 from __future__ import annotations
 
