@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 from typing import Any
 
-from opentelemetry.metrics import Meter
-
 from . import catalog
 from .deferred import DeferredHistogram
 
@@ -25,11 +23,11 @@ _MAX_CACHED_STATEMENTS = 4096
 class QueryMetrics:
     """Listens on engines and feeds the two query families."""
 
-    def __init__(self, meter: Meter, clock: Callable[[], float] = time.perf_counter, guard=None,
+    def __init__(self, clock: Callable[[], float] = time.perf_counter, guard=None,
                  exemplars: bool = False, produced=None):
         self.queries = DeferredHistogram(
-            meter, catalog.family("sublarr_db_query_duration_seconds"),
-            catalog.family("sublarr_db_queries_total"), guard=guard, produced=produced)
+            catalog.family("sublarr_db_query_duration_seconds"), catalog.family("sublarr_db_queries_total"),
+            produced=produced, guard=guard)
         # Decided once: with tracing on, each note also keeps the current span for an exemplar.
         self._note = self.queries.note_in_context if exemplars else self.queries.note
         self._clock = clock

@@ -3,12 +3,11 @@
 Why: ``deque.append`` is atomic and nearly free, while any real aggregation
 takes locks that request threads would contend on. Hot paths (an HTTP
 request, a database statement) only note ``(label values, value)``; the notes
-are moved into a :class:`~telemetry.histograms.HistogramTable` (handed to the
-readers as an OpenTelemetry histogram) and into the per-label-set counts when
-a reader collects (the counter's callback runs inside the SDK's collect, before
-the readers receive the batch, so the histogram and the counter always agree),
-or by the caller that finds the buffer full, so memory stays bounded even when
-nobody collects.
+are moved into a :class:`~telemetry.histograms.HistogramTable` when a reader
+collects or a scrape renders (both drain first), or by the caller that finds
+the buffer full, so memory stays bounded even when nobody collects. The
+counter is the table's row count, produced from the same snapshot as the
+histogram, so the two always agree.
 
 Exemplars (only when tracing is on, see :mod:`telemetry.tracing`): a hot path
 chosen at construction calls :meth:`DeferredHistogram.note_in_context`, which
@@ -20,13 +19,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import get_current_span
 
 from .catalog import Family
-from .histograms import HistogramTable
+from .histograms import HistogramTable, ProducedHistograms
 
 DEFAULT_BUFFER_LIMIT = 20_000
 
@@ -34,25 +32,21 @@ DEFAULT_BUFFER_LIMIT = 20_000
 class DeferredHistogram:
     """Histogram ``histogram_family`` plus counter ``counter_family`` with equal label sets."""
 
-    def __init__(self, meter: Meter, histogram_family: Family, counter_family: Family,
-                 buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None, produced=None):
+    def __init__(self, histogram_family: Family, counter_family: Family, *,
+                 produced: ProducedHistograms | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT, guard=None):
         if histogram_family.label_keys != counter_family.label_keys:
             raise ValueError(f"{histogram_family.name} and {counter_family.name} need the same labels")
         self.label_keys: Sequence[str] = histogram_family.label_keys
         self._guard = guard
         # Aggregated here and handed to the readers (see telemetry.histograms): an
         # SDK record per value cost more CPU than the whole request path.
-        self.table = HistogramTable(histogram_family)
-        if produced is not None:
-            produced.add(self.table)
-        meter.create_observable_counter(
-            counter_family.instrument_name, callbacks=[self._observe_counts],
-            unit=counter_family.unit, description=counter_family.description)
+        self.table = HistogramTable(histogram_family, counter_family=counter_family)
+        if produced is not None:  # None: nothing reads this table (a recorder used on its own)
+            produced.add(self.table, self.drain)
         self._pending: deque[tuple] = deque()  # (key, value) or (key, value, span context)
         self.buffer_limit = buffer_limit
         self._drain_lock = threading.Lock()
-        self._counts: dict[tuple[str, ...], int] = {}
-        self._attributes: dict[tuple[str, ...], dict[str, str]] = {}
+        self._admitted: set[tuple[str, ...]] = set()
 
     def note(self, key: tuple[str, ...], value: float) -> None:
         """Hot path: remember one observation (label values in ``label_keys`` order)."""
@@ -76,27 +70,23 @@ class DeferredHistogram:
             self.drain(blocking=False)
 
     def drain(self, blocking: bool = True) -> None:
-        """Move noted observations into the histogram and the counts."""
+        """Move noted observations into the table (histogram and count)."""
         if not self._drain_lock.acquire(blocking):
             return
         try:
-            pending, counts, attributes = self._pending, self._counts, self._attributes
-            add, keys, guard = self.table.add, self.label_keys, self._guard
+            pending, admitted = self._pending, self._admitted
+            add, guard = self.table.add, self._guard
             while True:
                 try:
                     item = pending.popleft()
                 except IndexError:
                     break
                 key, value = item[0], item[1]
-                attrs = attributes.get(key)
-                if attrs is None:
+                if key not in admitted:
                     if guard is not None:
                         key = guard.admit(key)
-                        attrs = attributes.get(key)
-                    if attrs is None:
-                        attrs = attributes[key] = dict(zip(keys, key))
+                    admitted.add(key)
                 add(key, value, item[2] if len(item) == 3 else None)
-                counts[key] = counts.get(key, 0) + 1
         finally:
             self._drain_lock.release()
 
@@ -116,10 +106,3 @@ class DeferredHistogram:
     @property
     def pending(self) -> int:
         return len(self._pending)
-
-    def _observe_counts(self, options: CallbackOptions) -> Iterator[Observation]:
-        self.drain()
-        with self._drain_lock:
-            snapshot = list(self._counts.items())
-        attributes = self._attributes
-        return iter([Observation(count, attributes[key]) for key, count in snapshot])

@@ -1,4 +1,10 @@
-"""Rendering the registry for a scrape, and the answer when metrics are off.
+"""Rendering a scrape, and the answer when metrics are off.
+
+The ``Accept`` header is negotiated as prometheus_client does it. When the
+pipeline owns the registry and the cached encoder writes the negotiated
+format (:mod:`telemetry.fast_exposition`), it renders the scrape; otherwise
+(``dots``/``values`` escaping, or a registry the app shares with collectors
+of its own) prometheus_client's encoder renders the whole registry.
 
 Scrapes are serialised: the OpenTelemetry Prometheus reader hands collected
 data to its registry collector through a queue, so two concurrent scrapes
@@ -11,7 +17,8 @@ import threading
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+
+from .fast_exposition import CachedExposition, negotiate
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 GZIP_MIN_BYTES = 1024
@@ -25,17 +32,25 @@ class Exposition:
 
 
 class ScrapeRenderer:
-    """Turns a ``CollectorRegistry`` into a response body, one scrape at a time."""
+    """Turns a ``CollectorRegistry`` into a response body, one scrape at a time.
 
-    def __init__(self, registry: CollectorRegistry):
+    ``cached``: the cached encoder of the pipeline's own families, used when
+    ``registry`` holds nothing else.
+    """
+
+    def __init__(self, registry: CollectorRegistry, cached: CachedExposition | None = None):
         self.registry = registry
+        self.cached = cached
         self._lock = threading.Lock()
 
     def render(self, accept: str | None = None, accept_encoding: str | None = None) -> Exposition:
-        encoder, content_type = choose_encoder(accept or "")
+        negotiated = negotiate(accept)
         with self._lock:
-            body = encoder(self.registry)
-        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+            if self.cached is not None and negotiated.fast_format is not None:
+                body = self.cached.render(negotiated)
+            else:
+                body = negotiated.encoder(self.registry)
+        headers = [("Content-Type", negotiated.content_type), ("Cache-Control", "no-store")]
         if accept_encoding and "gzip" in accept_encoding and len(body) >= GZIP_MIN_BYTES:
             body = gzip.compress(body, compresslevel=5)
             headers.append(("Content-Encoding", "gzip"))

@@ -1,4 +1,4 @@
-"""Hot-path histograms aggregated here, handed to the readers as OTel data.
+"""Hot-path histograms and their counters aggregated here, handed to the readers as OTel data.
 
 Why: one SDK ``Histogram.record`` costs about 20 us once attributes, view
 matching, locks and exemplar sampling are paid, so even off the request path
@@ -12,15 +12,24 @@ them to the batch it just collected. Both paths, the Prometheus bridge and
 OTLP, therefore get the same data model, names and buckets as SDK-recorded
 histograms, with cumulative or delta temporality as the reader prefers, and
 exemplars (the last sampled span per bucket) when tracing is on.
+
+The matching counters (``sublarr_http_requests_total``,
+``sublarr_db_queries_total``) are the rows' counts, produced beside the
+histograms from the same snapshot, taken under the table's lock: a reader
+can never see a ``_total`` that disagrees with the histogram's ``_count``.
+The Prometheus path renders the same snapshots directly
+(:mod:`telemetry.direct`), without the OTel to prometheus_client translation.
 """
 from __future__ import annotations
 
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import NamedTuple
 
+from opentelemetry.sdk.metrics import Counter as CounterInstrument
 from opentelemetry.sdk.metrics import Histogram as HistogramInstrument
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -28,8 +37,10 @@ from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     Metric,
     MetricsData,
+    NumberDataPoint,
     ResourceMetrics,
     ScopeMetrics,
+    Sum,
 )
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -49,16 +60,32 @@ class _Row:
         self.exemplars: dict[int, Exemplar] = {}
 
 
+class RowSnapshot(NamedTuple):
+    """One label set at one instant: ``counts`` per bucket (not cumulative), ``count`` their sum."""
+    key: tuple
+    attributes: dict
+    counts: list
+    sum: float
+    count: int
+    min: float
+    max: float
+    exemplars: list
+
+
 class HistogramTable:
     """Explicit-bucket histograms of one family, one row per label set.
 
     Bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]``, as the SDK's
     explicit-bucket aggregation does. Rows are only added to; ``add`` runs
     under the owner's drain lock, ``snapshot`` under this table's lock.
+    ``counter_family``, when given, is the counter whose value is each row's
+    count (produced from the same snapshot).
     """
 
-    def __init__(self, family: Family, label_keys: Iterable[str] | None = None):
+    def __init__(self, family: Family, label_keys: Iterable[str] | None = None,
+                 counter_family: Family | None = None):
         self.family = family
+        self.counter_family = counter_family
         self.bounds = tuple(family.buckets)
         self.label_keys = tuple(label_keys if label_keys is not None else family.label_keys)
         self.start_ns = time.time_ns()
@@ -84,61 +111,97 @@ class HistogramTable:
                 row.exemplars[index] = Exemplar({}, value, time.time_ns(), span_context.span_id,
                                                 span_context.trace_id)
 
-    def snapshot(self) -> list[tuple[dict, list[int], float, int, float, float, list[Exemplar]]]:
+    def snapshot(self) -> list[RowSnapshot]:
+        """Every row as it is now, in the order rows were first seen (one lock, one instant)."""
         with self._lock:
-            return [(self._attributes[key], list(row.counts), row.sum, row.count, row.min, row.max,
-                     list(row.exemplars.values())) for key, row in self._rows.items()]
+            return [RowSnapshot(key, self._attributes[key], list(row.counts), row.sum, row.count, row.min,
+                                row.max, list(row.exemplars.values())) for key, row in self._rows.items()]
 
 
-def _histogram_temporality(reader) -> AggregationTemporality:
-    """The temporality ``reader`` prefers for histograms (the SDK keys it by its instrument classes)."""
+def _temporality(reader, instrument_class: type) -> AggregationTemporality:
+    """The temporality ``reader`` prefers for ``instrument_class`` (the SDK keys it by its instrument classes)."""
     for cls, temporality in getattr(reader, "_instrument_class_temporality", {}).items():
-        if issubclass(cls, HistogramInstrument):
+        if issubclass(cls, instrument_class):
             return temporality
     return AggregationTemporality.CUMULATIVE
 
 
+def _histogram_temporality(reader) -> AggregationTemporality:
+    return _temporality(reader, HistogramInstrument)
+
+
 class ProducedHistograms:
-    """The tables of one pipeline, rendered for a reader at each collection."""
+    """The hot tables of one pipeline (histogram plus counter each), rendered for a reader at each collection."""
 
     def __init__(self, scope: InstrumentationScope, resource):
         self.scope = scope
         self.resource = resource
         self.tables: list[HistogramTable] = []
-        self._previous: dict[int, dict] = {}  # reader id -> (family, attrs) -> (counts, sum, count, time)
+        self._drains: list[Callable[[], None]] = []
+        self._previous: dict[int, dict] = {}  # reader id -> (family, key) -> (counts, sum, count, time)
         self._lock = threading.Lock()
 
-    def add(self, table: HistogramTable) -> HistogramTable:
+    def add(self, table: HistogramTable, drain: Callable[[], None] | None = None) -> HistogramTable:
+        """Register ``table``; ``drain`` (if any) moves pending notes into it before each snapshot."""
         self.tables.append(table)
+        if drain is not None:
+            self._drains.append(drain)
         return table
 
+    def drain(self) -> None:
+        for drain in self._drains:
+            drain()
+
+    def snapshots(self) -> list[tuple[HistogramTable, list[RowSnapshot]]]:
+        """Drain, then one snapshot per table: what every reader and the Prometheus path render."""
+        self.drain()
+        return [(table, table.snapshot()) for table in self.tables]
+
     def metrics_for(self, reader) -> list[Metric]:
-        temporality = _histogram_temporality(reader)
+        histogram_temporality = _temporality(reader, HistogramInstrument)
+        counter_temporality = _temporality(reader, CounterInstrument)
         now = time.time_ns()
         metrics = []
         with self._lock:
             previous = self._previous.setdefault(id(reader), {})
-            for table in self.tables:
-                points = []
-                for attrs, counts, total, count, low, high, exemplars in table.snapshot():
+            for table, rows in self.snapshots():
+                points, sums = [], []
+                for row in rows:
+                    attrs, counts, total, count = row.attributes, row.counts, row.sum, row.count
                     start = table.start_ns
-                    if temporality is AggregationTemporality.DELTA:
-                        key = (table.family.name, tuple(attrs.values()))
+                    before = None
+                    if AggregationTemporality.DELTA in (histogram_temporality, counter_temporality):
+                        key = (table.family.name, row.key)
                         before = previous.get(key)
                         previous[key] = (counts, total, count, now)
-                        if before is not None:
-                            counts = [a - b for a, b in zip(counts, before[0])]
-                            total, count, start = total - before[1], count - before[2], before[3]
-                            if count == 0:
-                                continue
+                    if table.counter_family is not None:
+                        if counter_temporality is AggregationTemporality.DELTA and before is not None:
+                            if count - before[2]:
+                                sums.append(NumberDataPoint(attributes=attrs, start_time_unix_nano=before[3],
+                                                            time_unix_nano=now, value=count - before[2]))
+                        else:
+                            sums.append(NumberDataPoint(attributes=attrs, start_time_unix_nano=start,
+                                                        time_unix_nano=now, value=count))
+                    if histogram_temporality is AggregationTemporality.DELTA and before is not None:
+                        counts = [a - b for a, b in zip(counts, before[0])]
+                        total, count, start = total - before[1], count - before[2], before[3]
+                        if count == 0:
+                            continue
                     points.append(HistogramDataPoint(
                         attributes=attrs, start_time_unix_nano=start, time_unix_nano=now, count=count,
-                        sum=total, bucket_counts=counts, explicit_bounds=table.bounds, min=low, max=high,
-                        exemplars=exemplars))
+                        sum=total, bucket_counts=counts, explicit_bounds=table.bounds, min=row.min, max=row.max,
+                        exemplars=row.exemplars))
                 if points:
                     metrics.append(Metric(name=table.family.instrument_name, description=table.family.description,
                                           unit=table.family.unit,
-                                          data=Histogram(data_points=points, aggregation_temporality=temporality)))
+                                          data=Histogram(data_points=points,
+                                                         aggregation_temporality=histogram_temporality)))
+                if sums:
+                    counter = table.counter_family
+                    metrics.append(Metric(name=counter.instrument_name, description=counter.description,
+                                          unit=counter.unit,
+                                          data=Sum(data_points=sums, aggregation_temporality=counter_temporality,
+                                                   is_monotonic=True)))
         return metrics
 
     def inject(self, metrics_data: MetricsData | None, reader) -> MetricsData | None:

@@ -76,8 +76,8 @@ class HttpMetrics:
                  exemplars: bool = False, produced=None):
         in_progress = catalog.family("sublarr_http_requests_in_progress")
         self.requests = DeferredHistogram(
-            meter, catalog.family("sublarr_http_request_duration_seconds"),
-            catalog.family("sublarr_http_requests_total"), buffer_limit, guard=guard, produced=produced)
+            catalog.family("sublarr_http_request_duration_seconds"), catalog.family("sublarr_http_requests_total"),
+            produced=produced, buffer_limit=buffer_limit, guard=guard)
         meter.create_observable_gauge(
             in_progress.instrument_name, callbacks=[self._observe_in_progress],
             unit=in_progress.unit, description=in_progress.description)

@@ -138,9 +138,9 @@ class NativeHistograms(ProducedHistograms):
         self.exponential.append(table)
         return table
 
-    def add(self, table: HistogramTable) -> HistogramTable:
+    def add(self, table: HistogramTable, drain: Callable[[], None] | None = None) -> HistogramTable:
         """Register a classic hot-path table and feed every value it gets to an exponential twin."""
-        super().add(table)
+        super().add(table, drain)
         if table.family.name in NATIVE_FAMILIES:
             twin, classic_add = self.track(table.family, table.label_keys), table.add
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry
 
 from . import catalog, events
@@ -22,7 +23,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from .callbacks import CallbackLayer, StateTargets
 from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
+from .direct import DirectSource
 from .exposition import ScrapeRenderer
+from .fast_exposition import CachedExposition
 from .export import ProcessLocalReader, build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
@@ -113,10 +116,12 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     ``tracing``: also build a tracer provider with the same resource, and note
     exemplar span contexts on the HTTP and query hot paths (telemetry.tracing).
     """
+    owns_registry = registry is None
     registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+    sdk_registry = CollectorRegistry(auto_describe=False)  # the bridge's families, without the hot ones
     readers = []
     if "prometheus" in settings.exporters:
-        readers.append(build_prometheus_reader(registry))
+        readers.append(build_prometheus_reader(sdk_registry))
     if "otlp" in settings.exporters:
         readers.append(build_otlp_reader(settings.otlp_protocol, settings.export_interval_ms))
     if resource is None:
@@ -130,12 +135,15 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     produced = build_produced(settings.native_histograms, InstrumentationScope(catalog.METER_NAME, catalog.VERSION),
                               resource, wants=lambda reader: isinstance(reader, ProcessLocalReader))
     for reader in readers:
-        reader.produced = produced
+        if not isinstance(reader, PrometheusMetricReader):  # Prometheus renders them directly (telemetry.direct)
+            reader.produced = produced
+    direct = DirectSource(produced, sdk_registry)
+    registry.register(direct)
     overflow = OverflowCounter()
 
     def guard(family: catalog.Family) -> SeriesGuard:
         return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow)
-    queries = QueryMetrics(meter, guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing,
+    queries = QueryMetrics(guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing,
                            produced=produced)
     http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing,
                        produced=produced)
@@ -152,6 +160,7 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
         tracer_provider = build_tracer_provider(settings, resource)
     targets.engine()  # instrument now when the engine is already there
     return Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
-                    registry=registry, renderer=ScrapeRenderer(registry), http=http,
+                    registry=registry, renderer=ScrapeRenderer(registry, CachedExposition(direct) if owns_registry else None),
+                    http=http,
                     subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
                     owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider)

@@ -317,8 +317,8 @@ def test_exemplar_names_the_span_of_the_note_not_of_the_drain():
 
     reader = Reader()
     reader.produced = ProducedHistograms(InstrumentationScope("sublarr"), Resource({}))
-    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
-    histogram = DeferredHistogram(meter, catalog.family("sublarr_db_query_duration_seconds"),
+    MeterProvider(metric_readers=[reader])
+    histogram = DeferredHistogram(catalog.family("sublarr_db_query_duration_seconds"),
                                   catalog.family("sublarr_db_queries_total"), produced=reader.produced)
     tracer = TracerProvider().get_tracer("t")
     with tracer.start_as_current_span("request") as request_span:
