@@ -76,11 +76,10 @@ class DeferredHistogram:
         try:
             pending, admitted = self._pending, self._admitted
             add, guard = self.table.add, self._guard
-            while True:
-                try:
-                    item = pending.popleft()
-                except IndexError:
-                    break
+            # Only what was noted before the drain started: under a flood of notes
+            # a drain (and the scrape waiting on it) still ends.
+            for _ in range(len(pending)):
+                item = pending.popleft()
                 key, value = item[0], item[1]
                 if key not in admitted:
                     if guard is not None:
