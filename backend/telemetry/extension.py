@@ -48,8 +48,10 @@ class Telemetry:
     """The telemetry of one Flask app.
 
     Dependencies are injected: ``settings`` (default: from the environment),
-    ``registry`` (default: a fresh ``CollectorRegistry``), ``resource`` and
-    ``providers`` (names the provider label accepts up front).
+    ``registry`` (default: a fresh ``CollectorRegistry``; a registry passed in
+    may hold other collectors too, so its scrapes take prometheus_client's
+    encoder rather than the cached one), ``resource`` and ``providers`` (names
+    the provider label accepts up front).
     """
 
     def __init__(self, app: "Flask | None" = None, *, settings: Settings | None = None,

@@ -110,11 +110,13 @@ class Pipeline:
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
                    registry: CollectorRegistry | None = None, resource: Any = None,
                    providers: tuple[str, ...] = (), job_functions: tuple[str, ...] = (),
-                   tracing: bool = False) -> Pipeline:
+                   tracing: bool = False, extra_readers: tuple = ()) -> Pipeline:
     """Build a pipeline; ``targets_for`` gets the query recorder so engines found later get instrumented.
 
     ``tracing``: also build a tracer provider with the same resource, and note
     exemplar span contexts on the HTTP and query hot paths (telemetry.tracing).
+    ``extra_readers``: more metric readers (they receive the hot families too),
+    for embedding and for the benchmark's OTLP encoding cost.
     """
     owns_registry = registry is None
     registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
@@ -124,6 +126,7 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
         readers.append(build_prometheus_reader(sdk_registry))
     if "otlp" in settings.exporters:
         readers.append(build_otlp_reader(settings.otlp_protocol, settings.export_interval_ms))
+    readers.extend(extra_readers)
     if resource is None:
         resource = build_resource({"service.instance.id": str(uuid.uuid4())})
     elif "service.instance.id" not in resource.attributes:

@@ -48,6 +48,12 @@ def test_in_process_sections_run_and_count_what_they_drive():
         # the same label sets on both sides, each with 9 buckets + +Inf + _sum + _count and the counter
         assert size["comparable"] and size["ours_label_sets"] == size["prom_label_sets"] == n
         assert size["prom_sample_lines"] == 13 * n + 1  # + the in-progress gauge
+        # as Prometheus scrapes: three formats, idle and all-changed; the ratio is the worst of them
+        assert set(size["cases"]) == {f"{fmt}/{state}" for fmt in ("text", "openmetrics", "openmetrics+gzip")
+                                      for state in ("idle", "all-changed")}
+        assert size["ratio"] == max(case["ratio"] for case in size["cases"].values())
+        assert size["bytes"]["openmetrics+gzip"]["ours"] < size["bytes"]["openmetrics"]["ours"]
+        assert size["otlp"]["request_bytes"] > 0
     for n in TINY.memory_sizes:
         assert results["memory"]["sizes"][str(n)]["comparable"]
         assert results["memory"]["sizes"][str(n)]["ours_bytes_per_series"] > 0
@@ -61,7 +67,8 @@ def test_in_process_sections_run_and_count_what_they_drive():
     for row in ("HTTP overhead/req, 1 thread, amortised incl. drain",
                 "HTTP overhead/req, 4 threads, amortised incl. drain",
                 "DB overhead/query (SQLite), amortised incl. drain",
-                "scrape CPU time, 20 label sets", "memory per label set, 20 sets"):
+                "scrape CPU, 20 label sets (261 samples), openmetrics+gzip/all-changed",
+                "OTLP collect+encode, 20 label sets", "memory per label set, 20 sets"):
         assert row in table
 
 
