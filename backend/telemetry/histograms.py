@@ -5,20 +5,21 @@ matching, locks and exemplar sampling are paid, so even off the request path
 the drain made HTTP and query metrics cost more CPU per request than a
 hand-written prometheus_client version. The two hot-path histograms
 (HTTP request and query durations) are therefore aggregated in plain Python
-(a bisect and a few additions per value, at drain time) and handed to every
-reader as standard OpenTelemetry ``Histogram`` metrics: each reader's
-``_receive_metrics`` (the SDK's documented extension point for readers) adds
-them to the batch it just collected. Both paths, the Prometheus bridge and
-OTLP, therefore get the same data model, names and buckets as SDK-recorded
-histograms, with cumulative or delta temporality as the reader prefers, and
+(a bisect and a few additions per value, at drain time) and handed to the
+OTLP (and any other non-Prometheus) readers as standard OpenTelemetry
+``Histogram`` metrics: each reader's ``_receive_metrics`` (the SDK's
+documented extension point for readers) adds them to the batch it just
+collected, with the same data model, names and buckets as SDK-recorded
+histograms, cumulative or delta temporality as the reader prefers, and
 exemplars (the last sampled span per bucket) when tracing is on.
 
 The matching counters (``sublarr_http_requests_total``,
 ``sublarr_db_queries_total``) are the rows' counts, produced beside the
-histograms from the same snapshot, taken under the table's lock: a reader
-can never see a ``_total`` that disagrees with the histogram's ``_count``.
-The Prometheus path renders the same snapshots directly
-(:mod:`telemetry.direct`), without the OTel to prometheus_client translation.
+histograms as monotonic ``Sum`` metrics from the same snapshot, taken under
+the table's lock: no reader can see a ``_total`` that disagrees with the
+histogram's ``_count``. The Prometheus path renders the same snapshots
+directly (:mod:`telemetry.direct`), without the OTel to prometheus_client
+translation.
 """
 from __future__ import annotations
 

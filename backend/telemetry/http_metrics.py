@@ -2,7 +2,7 @@
 
 The request path only notes ``(method, endpoint, status, seconds)`` in a
 :class:`~telemetry.deferred.DeferredHistogram`, which feeds the duration
-histogram and the request counter when a reader collects.
+histogram and the request counter when a reader collects or a scrape renders.
 
 The route template is read in the ``start_response`` wrapper, while Flask's
 request context is still active; an unhandled exception that escapes Flask

@@ -281,3 +281,51 @@ def test_otlp_counter_and_histogram_count_come_from_one_snapshot():
                for m in sm.metrics}
     assert metrics["sublarr_db_queries_total"].value == metrics["sublarr_db_query_duration_seconds"].count == 1
     assert not math.isnan(metrics["sublarr_db_query_duration_seconds"].sum)
+
+
+# a real Prometheus parses what the cached encoder serves -----------------------------
+@pytest.mark.e2e
+def test_real_prometheus_reads_every_series_back_exactly(prometheus_factory):
+    """Prometheus negotiates (OpenMetrics, gzip), parses our bytes, and PromQL gives back
+    the adversarial label values and counts we recorded, with ``_count == _total``."""
+    from werkzeug.serving import make_server
+
+    from conftest import build_app
+
+    app, telemetry = build_app()
+    seen_headers = []
+    served = app.wsgi_app
+
+    def recording(environ, start_response):
+        if environ.get("PATH_INFO") == "/metrics":
+            seen_headers.append((environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", "")))
+        return served(environ, start_response)
+    app.wsgi_app = recording
+    endpoints = ['/a"quoted"', "/back\\slash", "/new\nline", "/ünï ✓", "/plain/<int:id>"]
+    for i, endpoint in enumerate(endpoints):
+        for _ in range(i + 1):
+            telemetry.pipeline.http.note(("GET", endpoint, "200"), 0.02 * (i + 1))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = f"127.0.0.1:{server.server_port}"
+        prometheus = prometheus_factory({"global": {"scrape_interval": "1s"}, "scrape_configs": [
+            {"job_name": "sublarr", "static_configs": [{"targets": [target]}]}]})
+        from support import wait_for
+        wait_for(lambda: len(prometheus.query("sublarr_http_requests_total")) == len(endpoints),
+                 timeout=60, what="Prometheus to scrape every series")
+        totals = {r["metric"]["endpoint"]: float(r["value"][1])
+                  for r in prometheus.query('sublarr_http_requests_total{method="GET",status="200"}')}
+        assert totals == {endpoint: float(i + 1) for i, endpoint in enumerate(endpoints)}
+        equal = prometheus.query("sublarr_http_requests_total == sublarr_http_request_duration_seconds_count")
+        assert len(equal) == len(endpoints)  # every series matched on its labels, and equal
+        buckets = prometheus.query('sublarr_http_request_duration_seconds_bucket{endpoint="/back\\\\slash",le="0.05"}')
+        assert [float(r["value"][1]) for r in buckets] == [2.0]
+        (health,) = prometheus.active_targets()
+        assert health["health"] == "up", health
+    finally:
+        server.shutdown()
+        telemetry.shutdown()
+    accept, encoding = seen_headers[0]
+    assert negotiate(accept).fast_format == "openmetrics" and "gzip" in encoding
