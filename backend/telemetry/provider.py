@@ -25,7 +25,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from prometheus_client import CollectorRegistry
 
 from . import catalog
-from .histograms import InjectingReaderMixin
 from .catalog import Family, Kind
 
 
@@ -91,12 +90,9 @@ def drop_views(scopes: Iterable[str] = INSTRUMENTATION_SCOPES) -> list[View]:
     return [View(meter_name=scope, aggregation=DropAggregation()) for scope in scopes]
 
 
-class InjectingPrometheusReader(InjectingReaderMixin, PrometheusMetricReader):
-    """The Prometheus bridge, also receiving the histograms aggregated in :mod:`telemetry.histograms`."""
-
-
 def build_prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
-    return InjectingPrometheusReader(
+    """The bridge for the SDK's metrics; the hot families reach Prometheus directly (telemetry.direct)."""
+    return PrometheusMetricReader(
         disable_target_info=True,
         scope_info_enabled=False,
         registry=registry,
