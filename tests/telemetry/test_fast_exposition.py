@@ -138,6 +138,42 @@ def test_every_negotiation_gives_the_generic_bytes(scraped):
     assert body.endswith("# EOF\n") and body.split("\n").count("# EOF") == 1
 
 
+def family_blocks(text):
+    """HELP line -> the family's whole text block."""
+    blocks, name = {}, None
+    for line in text.split("\n"):
+        if line.startswith("# HELP "):
+            name = line
+        if name is not None and line and line != "# EOF":
+            blocks[name] = blocks.get(name, "") + line + "\n"
+    return blocks
+
+
+def test_direct_path_writes_what_the_opentelemetry_bridge_wrote(scraped):
+    """The hot families as the OTel Prometheus reader translated them before this path existed."""
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    class Bridge(InjectingReaderMixin, PrometheusMetricReader):
+        pass
+    s = scraped(cap=4)
+    bridge_registry = CollectorRegistry(auto_describe=False)
+    bridge = Bridge(disable_target_info=True, scope_info_enabled=False, registry=bridge_registry)
+    bridge.produced = s.produced
+    provider = MeterProvider(metric_readers=[bridge])
+    try:
+        for i, endpoint in enumerate(ADVERSARIAL):
+            s.http.note(("GET", endpoint, "200"), i * 0.37)
+            s.db.note((endpoint,), 1.0 / (i + 1))
+        for encode, accept in ((generate_latest, None), (generate_openmetrics, PROMETHEUS_2_ACCEPT)):
+            bridged = family_blocks(encode(bridge_registry).decode())
+            direct = family_blocks(s.fast.render(accept).body.decode())
+            assert len(bridged) == 4
+            assert {name: direct[name] for name in bridged} == bridged
+    finally:
+        provider.shutdown()
+
+
 def test_prometheus_requests_take_the_cached_encoder():
     for accept in FAST_ACCEPTS:
         assert negotiate(accept).fast_format is not None, accept
