@@ -108,6 +108,10 @@ class DirectSource(Collector):
             family = self._families[id(table)] = HotFamily(table)
         return family
 
+    def describe(self) -> list:
+        """Nothing: registering must not collect (the SDK's callbacks would run at start-up)."""
+        return []
+
     def gather(self) -> Gathered:
         hot = [(self.hot_family(table), rows) for table, rows in self.produced.snapshots() if rows]
         return Gathered(hot, list(self.sdk_registry.collect()))

@@ -210,6 +210,7 @@ class Telemetry:
         if events.active_sink() is old.subtitles:
             events.install(new.subtitles)
         old.queries.uninstrument()
+        old.leave_registry()
         try:
             old.meter_provider.shutdown()
             if old.tracer_provider is not None:  # its queue was emptied at the fork: sends nothing

@@ -67,6 +67,7 @@ class Pipeline:
     capture: CaptureSink | None = None
     resource: Any = None
     tracer_provider: Any = None  # only when built with tracing=True (telemetry.tracing)
+    direct: DirectSource | None = None  # this pipeline's families in ``registry``
 
     # capture and replay (RQ work-horses) --------------------------------
     def begin_capture(self) -> None:
@@ -105,6 +106,16 @@ class Pipeline:
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()  # flushes spans
         self.meter_provider.shutdown()
+        self.leave_registry()
+
+    def leave_registry(self) -> None:
+        """Take this pipeline's families out of ``registry`` (a registry passed in outlives it)."""
+        direct, self.direct = self.direct, None
+        if direct is not None:
+            try:
+                self.registry.unregister(direct)
+            except KeyError:  # already gone
+                pass
 
 
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
@@ -166,4 +177,4 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
                     registry=registry, renderer=ScrapeRenderer(registry, CachedExposition(direct) if owns_registry else None),
                     http=http,
                     subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
-                    owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider)
+                    owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider, direct=direct)

@@ -365,3 +365,24 @@ def test_real_prometheus_reads_every_series_back_exactly(prometheus_factory):
         telemetry.shutdown()
     accept, encoding = seen_headers[0]
     assert negotiate(accept).fast_format == "openmetrics" and "gzip" in encoding
+
+
+def test_a_registry_passed_in_is_served_whole_and_left_clean():
+    """An app's own registry may hold its own collectors: scrapes render all of it
+    (prometheus_client's encoder), and shutting down takes our families out again."""
+    from prometheus_client import Counter
+
+    from conftest import build_app
+
+    registry = CollectorRegistry(auto_describe=True)
+    Counter("app_own_events", "An application's own counter.", registry=registry).inc()
+    app, telemetry = build_app(registry=registry)
+    client = app.test_client()
+    client.get("/api/v1/jobs/1")
+    for accept in (None, PROMETHEUS_2_ACCEPT):
+        text = client.get("/metrics", headers={"Accept": accept or ""}).get_data(as_text=True)
+        assert "app_own_events_total 1.0" in text
+        assert 'sublarr_http_requests_total{endpoint="/api/v1/jobs/<int:job_id>",method="GET",status="200"} 1.0' \
+            in text
+    telemetry.shutdown()
+    assert [family.name for family in registry.collect()] == ["app_own_events"]
