@@ -386,3 +386,34 @@ def test_a_registry_passed_in_is_served_whole_and_left_clean():
             in text
     telemetry.shutdown()
     assert [family.name for family in registry.collect()] == ["app_own_events"]
+
+
+def test_a_forked_child_serves_its_families_once_from_a_shared_registry():
+    """After a fork the child's new pipeline replaces the parent's in a registry passed in."""
+    import json
+    import os
+
+    from conftest import build_app
+
+    registry = CollectorRegistry(auto_describe=False)
+    app, telemetry = build_app(registry=registry)
+    app.test_client().get("/api/v1/jobs/1")  # the parent's request
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            client = app.test_client()
+            client.get("/api/v1/jobs/2")
+            client.get("/api/v1/jobs/3")
+            text = client.get("/metrics", headers={"Accept": PROMETHEUS_2_ACCEPT}).get_data(as_text=True)
+            os.write(write_end, json.dumps(text).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        text = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    telemetry.shutdown()
+    assert text.count("# TYPE sublarr_http_requests counter\n") == 1
+    samples = [line for line in text.splitlines() if line.startswith("sublarr_http_requests_total{")]
+    assert samples == ['sublarr_http_requests_total{endpoint="/api/v1/jobs/<int:job_id>",method="GET",status="200"} 2.0']
