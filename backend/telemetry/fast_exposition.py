@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from prometheus_client.exposition import choose_encoder
 
-from .direct import DirectSource, HotFamily
-from .histograms import RowSnapshot
+if TYPE_CHECKING:  # only prometheus_client at import: the 503 answer works without the SDK
+    from .direct import DirectSource, HotFamily
+    from .histograms import RowSnapshot
 
 TEXT = "text"
 OPENMETRICS = "openmetrics"
