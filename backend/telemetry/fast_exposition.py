@@ -23,11 +23,11 @@ exposes exemplars (they travel over OTLP), and neither path writes them.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:  # only prometheus_client at import: the 503 answer works without the SDK
     from .direct import DirectSource, HotFamily
@@ -41,33 +41,17 @@ _EOF = b"# EOF\n"
 
 
 # numbers and escaping, as Prometheus' text formats write them ------------------
-def go_float(value: float) -> str:
-    """A sample value as Go's strconv writes it (and prometheus_client copies).
-
-    Python's ``repr`` is the shortest round-tripping form; Go switches to an
-    exponent for positive numbers from 1e21 down to 1e7 where Python writes
-    digits, so those are rewritten.
-    """
-    number = float(value)
-    if number == math.inf:
-        return "+Inf"
-    if number == -math.inf:
-        return "-Inf"
-    if number != number:
-        return "NaN"
-    text = repr(number)
-    dot = text.find(".")
-    if number > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
-        return f"{mantissa}e+{dot - 1:02d}"
-    return text
-
+go_float = floatToGoString
+"""Sample values as the installed prometheus_client writes them (its public ``utils`` helper):
+its exponent form changed in 0.26 (``1e+010`` became Go's ``1e+10``), and the two
+paths must agree whatever version is installed."""
 
 _SMALL_COUNTS = tuple(f"{n}.0" for n in range(4096))
 
 
 def count_text(count: int) -> str:
-    """A non-negative integer count as :func:`go_float` writes it, without the float detour when small."""
+    """A non-negative integer count as :func:`go_float` writes it, without the float detour when small
+    (below 1e7 Go and every prometheus_client write ``<n>.0``)."""
     if count < 4096:
         return _SMALL_COUNTS[count]
     return f"{count}.0" if count < 1_000_000 else go_float(count)

@@ -30,7 +30,7 @@ from telemetry.cardinality import SeriesGuard
 from telemetry.deferred import DeferredHistogram
 from telemetry.direct import DirectSource
 from telemetry.exposition import ScrapeRenderer
-from telemetry.fast_exposition import CachedExposition, count_text, go_float, negotiate
+from telemetry.fast_exposition import CachedExposition, count_text, negotiate
 from telemetry.histograms import HistogramTable, InjectingReaderMixin, ProducedHistograms
 
 HTTP = (catalog.family("sublarr_http_request_duration_seconds"), catalog.family("sublarr_http_requests_total"))
@@ -59,7 +59,8 @@ ADVERSARIAL = ["", "_overflow", "\\", "\n", '"', '\\"', "\\n", "{", "}", ",", "=
                "ünïcödé ✓", "\u2028", "\x00", "🙂", "# EOF", "x\r\ny"]
 label_values = st.one_of(st.sampled_from(ADVERSARIAL), st.text(max_size=12))
 durations = st.one_of(st.floats(min_value=0, max_value=1e9, allow_nan=False),
-                      st.sampled_from([0.0, 0.005, 0.01, 1.0, 10.0, 1e7, 123456789.125, 5e-324, 1e21]))
+                      st.sampled_from([0.0, 0.005, 0.01, 1.0, 10.0, 1e7, 123456789.125, 98765432109.25, 5e-324,
+                                       1e21]))
 
 
 class Scraped:
@@ -179,7 +180,9 @@ def test_prometheus_requests_take_the_cached_encoder():
         assert negotiate(accept).fast_format is not None, accept
     for accept in ("text/plain; version=1.0.0; escaping=dots", "application/openmetrics-text; version=1.0.0; "
                    "escaping=values"):
-        assert negotiate(accept).fast_format is None, accept
+        negotiated = negotiate(accept)  # prometheus_client before 0.22 answers without an escaping
+        escaped = any(f"escaping={e}" in negotiated.content_type for e in ("dots", "values"))
+        assert (negotiated.fast_format is None) == escaped, accept
 
 
 def test_large_counts_cross_go_exponent_threshold(scraped):
@@ -188,13 +191,9 @@ def test_large_counts_cross_go_exponent_threshold(scraped):
     for _ in range(1_000_001):
         table.add(("select",), 0.5)
     s.http.note(("GET", "/x", "200"), 1e22)
+    s.http.note(("GET", "/y", "200"), 98765432109.25)  # Go's exponent form (two digits since prometheus_client 0.26)
     assert_same(s, FAST_ACCEPTS)
     assert b'sublarr_db_queries_total{operation="select"} 1.000001e+06\n' in s.fast.render("").body
-
-
-@given(st.one_of(st.floats(), st.integers(min_value=-2**70, max_value=2**70)))
-def test_go_float_is_prometheus_clients_float_format(value):
-    assert go_float(value) == floatToGoString(value)
 
 
 @given(st.integers(min_value=0, max_value=2**64))
