@@ -174,9 +174,9 @@ class CachedExposition:
         self._texts: dict[int, _FamilyText] = {}
 
     def _text(self, family: HotFamily) -> _FamilyText:
-        text = self._texts.get(id(family))
+        text = self._texts.get(id(family.table))  # tables live as long as the pipeline
         if text is None:
-            text = self._texts[id(family)] = _FamilyText(family)
+            text = self._texts[id(family.table)] = _FamilyText(family)
         return text
 
     def render(self, negotiated: Negotiated) -> bytes:
