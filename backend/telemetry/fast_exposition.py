@@ -51,7 +51,7 @@ _SMALL_COUNTS = tuple(f"{n}.0" for n in range(4096))
 
 def count_text(count: int) -> str:
     """A non-negative integer count as :func:`go_float` writes it, without the float detour when small
-    (below 1e7 Go and every prometheus_client write ``<n>.0``)."""
+    (below a million, Go and every prometheus_client write ``<n>.0``)."""
     if count < 4096:
         return _SMALL_COUNTS[count]
     return f"{count}.0" if count < 1_000_000 else go_float(count)
