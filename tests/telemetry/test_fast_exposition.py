@@ -201,7 +201,7 @@ def test_count_text_is_prometheus_clients_float_format(value):
     assert count_text(value) == floatToGoString(value)
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.text(alphabet=st.characters(), max_size=8))
 def test_any_string_label_is_served_and_never_raises(value):
     """Lone surrogates (not UTF-8) become U+FFFD in both encoders instead of failing the scrape."""
