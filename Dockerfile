@@ -6,7 +6,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    SUBLARR_DATA_DIR=/data
+    SUBLARR_DATA_DIR=/data \
+    SUBLARR_METRICS_PATH=/metrics
 
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -1,5 +1,12 @@
+import os
 import sys
 from pathlib import Path
+
+# The reference app serves /api/v1/metrics behind its API key, as Sublarr does, so
+# telemetry adds no route of its own by default. Most tests scrape telemetry's own
+# /metrics: the documented second choice, an explicit SUBLARR_METRICS_PATH.
+# Subprocesses inherit it; the adoption tests remove it to test the default.
+os.environ.setdefault("SUBLARR_METRICS_PATH", "/metrics")
 
 # Tests import the packages from the source tree even without an install.
 BACKEND = Path(__file__).resolve().parent.parent / "backend"

@@ -7,8 +7,7 @@ demonstrated and tested against something realistic without Sublarr itself.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from refapp.version import __version__
 from refapp.app import create_app
 from refapp.config import Config
 

@@ -1,22 +1,35 @@
 """The app factory: builds each component and hangs it on the Flask app.
 
-Components are plain attributes (``app.db_engine``, ``app.cache_backend``, ...)
-as in Sublarr, which is also how the telemetry layer finds them.
+Shaped like Sublarr's ``create_app``: components are plain attributes
+(``app.db_engine``, ``app.cache_backend``, ``app.job_queue``) or extensions
+(``app.extensions["provider_manager"]``); everything under ``/api/`` needs
+the API key (``SUBLARR_API_KEY``, as the ``X-Api-Key`` header or ``?apikey=``;
+empty means no auth); ``/api/v1/metrics`` serves ``metrics.generate_metrics()``
+behind it; every other path is the single-page app's catch-all. Telemetry is
+adopted with the documented line only, last.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app
+import hmac
+import os
+
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from refapp import __version__ as refapp_version
+from refapp import metrics
 from refapp.cache import make_cache
 from refapp.config import Config
 from refapp.jobqueue import make_queue
 from refapp.models import init_db, make_engine
 from refapp.providers import ProviderManager
 from refapp.routes import api
+import refapp.db.jobs  # noqa: F401  (Sublarr's db.jobs / db.wanted helpers, found by telemetry)
+import refapp.db.wanted  # noqa: F401
+
+SPA_INDEX = ("<!doctype html><html><head><title>Sublarr reference app</title></head>"
+             "<body><div id=\"app\">reference app</div></body></html>")
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +56,43 @@ def create_app(config: Config | None = None, *, telemetry: bool = True) -> Flask
         app.redis_client = redis.Redis.from_url(config.redis_url)
     app.cache_backend = make_cache(config, app.redis_client)
     app.job_queue = make_queue(config, app, app.redis_client)
-    app.provider_manager = ProviderManager(config)
+    app.extensions["provider_manager"] = ProviderManager(config)
 
+    app.before_request(_require_api_key)
     app.register_blueprint(api)
+    app.add_url_rule("/api/v1/metrics", "metrics", _metrics)
+    app.add_url_rule("/", "spa", _spa, defaults={"path": ""})
+    app.add_url_rule("/<path:path>", "spa", _spa)
     if telemetry:
         _adopt_telemetry(app)
     return app
+
+
+def _api_key() -> str:
+    return os.environ.get("SUBLARR_API_KEY", "").strip()
+
+
+def _require_api_key():
+    """Everything under /api/ needs the key when one is set (health excepted)."""
+    key = _api_key()
+    if not key or not request.path.startswith("/api/") or request.path == "/api/v1/health":
+        return None
+    given = request.headers.get("X-Api-Key") or request.args.get("apikey") or ""
+    if hmac.compare_digest(given.encode(), key.encode()):
+        return None
+    return jsonify(error="invalid or missing API key"), 401
+
+
+def _metrics():
+    body, content_type = metrics.generate_metrics(current_app.refapp_config.data_dir)
+    return Response(body, content_type=content_type)
+
+
+def _spa(path: str):
+    """The single-page app: any path that is no API route gets the index (API paths 404)."""
+    if path.startswith("api/"):
+        return jsonify(error="not found"), 404
+    return Response(SPA_INDEX, content_type="text/html; charset=utf-8")
 
 
 def _remove_session(_exc: BaseException | None) -> None:
@@ -64,5 +108,6 @@ def _adopt_telemetry(app: Flask) -> None:
         log.warning("telemetry not available (%s); running without metrics", exc)
         return
     config = app.refapp_config
-    init_telemetry(app, providers=config.providers, redis_url=config.redis_url,
-                   disk_paths=(config.data_dir,), version=refapp_version)
+    # Sublarr needs no arguments (its Redis URL is SUBLARR_REDIS_URL, its volumes
+    # /config and /media); this app's Config may come from elsewhere than the environment.
+    init_telemetry(app, redis_url=config.redis_url, disk_paths=(config.data_dir,))

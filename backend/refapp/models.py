@@ -50,7 +50,7 @@ class Base(DeclarativeBase):
 
 
 class TranslationJob(Base):
-    __tablename__ = "translation_jobs"
+    __tablename__ = "jobs"  # as Sublarr's
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_path: Mapped[str] = mapped_column(String(1024))
@@ -75,7 +75,7 @@ class Translation(Base):
     __tablename__ = "translations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("translation_jobs.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
     fmt: Mapped[str] = mapped_column(String(8))
     duration_seconds: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,7 @@ cool-down. Outcomes are reported through ``telemetry.events``.
 """
 from __future__ import annotations
 
+import enum
 import random
 import threading
 import time
@@ -18,7 +19,18 @@ from telemetry import events
 from refapp.config import Config
 from refapp.models import SUBTITLE_FORMATS
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+class CircuitState(str, enum.Enum):
+    """As Sublarr's: ``state.value`` is the name; equal to the plain string too."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 class ProviderError(Exception):
@@ -72,8 +84,8 @@ class CircuitBreaker:
         return self._state
 
     @property
-    def state(self) -> str:
-        """"closed", "open" or "half_open"; reading it has no side effects."""
+    def state(self) -> CircuitState:
+        """closed, open or half_open (``.value`` is the string); reading it has no side effects."""
         with self._lock:
             return self._effective_state()
 
@@ -190,24 +202,28 @@ class Provider:
 
 
 class ProviderManager:
-    """All configured providers and their breakers, keyed by provider name."""
+    """All configured providers and their breakers, keyed by provider name.
+
+    Shaped like Sublarr's: the app keeps it in ``app.extensions["provider_manager"]``
+    and the breakers sit in the private ``_circuit_breakers`` dict (no public accessor).
+    """
 
     def __init__(self, config: Config, *, failure_threshold: int = 3, recovery_timeout: float = 30.0):
         self.providers: dict[str, Provider] = {}
-        self.breakers: dict[str, CircuitBreaker] = {}
+        self._circuit_breakers: dict[str, CircuitBreaker] = {}
         for name in config.providers:
             seed = None if config.seed is None else f"{config.seed}:{name}"
             self.providers[name] = Provider(
                 name, config.latency_scale, config.failure_rate, random.Random(seed)
             )
-            self.breakers[name] = CircuitBreaker(name, failure_threshold, recovery_timeout)
+            self._circuit_breakers[name] = CircuitBreaker(name, failure_threshold, recovery_timeout)
 
     def search(self, query: str, language: str = "en") -> list[dict[str, Any]]:
         """Search every provider in turn; failing ones are skipped and reported."""
         results: list[dict[str, Any]] = []
         for name, provider in self.providers.items():
             try:
-                found = self.breakers[name].call(provider.search, query, language)
+                found = self._circuit_breakers[name].call(provider.search, query, language)
             except CircuitOpenError:
                 events.provider_searched(provider=name, status="circuit_open")
             except Exception:
@@ -230,9 +246,16 @@ class ProviderManager:
             raise UnknownProviderError(provider_name)
         if result.get("fmt") not in (None, *SUBTITLE_FORMATS):
             raise ValueError(f"fmt must be one of {', '.join(SUBTITLE_FORMATS)}")
-        subtitle = self.breakers[provider_name].call(provider.download, result)
+        subtitle = self._circuit_breakers[provider_name].call(provider.download, result)
         events.provider_downloaded(provider=provider_name, fmt=subtitle["fmt"])
         return subtitle
 
     def breaker_states(self) -> dict[str, str]:
-        return {name: breaker.state for name, breaker in self.breakers.items()}
+        return {name: breaker.state.value for name, breaker in self._circuit_breakers.items()}
+
+
+def get_provider_manager():
+    """The current app's manager (Sublarr: ``providers.get_provider_manager()``)."""
+    from flask import current_app
+
+    return current_app.extensions["provider_manager"]

@@ -115,7 +115,7 @@ def search_wanted(item_id: int):
     results = cache.get(key)
     cached = results is not None
     if not cached:
-        results = current_app.provider_manager.search(item.title, item.language)
+        results = current_app.extensions["provider_manager"].search(item.title, item.language)
         cache.set(key, results, ttl=SEARCH_TTL)
     if results and item.status != "found":
         item.status = "found"
@@ -128,7 +128,7 @@ def download(name: str):
     body = request.get_json(silent=True) or {}
     result = {k: body[k] for k in ("id", "fmt", "title") if k in body}
     try:
-        subtitle = current_app.provider_manager.download(name, result)
+        subtitle = current_app.extensions["provider_manager"].download(name, result)
     except UnknownProviderError:
         return _error(404, f"unknown provider {name!r}")
     except ValueError as exc:
@@ -174,5 +174,5 @@ def status():
     return {
         "queue": current_app.job_queue.get_backend_info(),
         "cache": current_app.cache_backend.get_stats(),
-        "providers": current_app.provider_manager.breaker_states(),
+        "providers": current_app.extensions["provider_manager"].breaker_states(),
     }

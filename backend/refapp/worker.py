@@ -1,9 +1,12 @@
 """``python -m refapp.worker [--simple] [--burst]``: an RQ worker for the app's queue.
 
-Needs SUBLARR_REDIS_URL; jobs reach the database through SUBLARR_DATABASE_URL,
-which must name the same database as the web app's. With sublarr-telemetry
-installed the worker is telemetry's (forking, or in-process with
-``--simple``), so job metrics are pushed exactly once over OTLP.
+Shaped like Sublarr's ``worker.py``: it calls ``create_app()`` (so the app's
+telemetry, if adopted, is this process's one pipeline) and runs an rq worker
+with a mixin that pushes the app context around each job. Needs
+SUBLARR_REDIS_URL and the web app's SUBLARR_DATABASE_URL. With
+sublarr-telemetry installed the worker class is telemetry's (forking, or
+in-process with ``--simple``): job metrics are counted exactly once, pushed
+over OTLP or served on SUBLARR_METRICS_LISTEN.
 """
 from __future__ import annotations
 
@@ -37,26 +40,40 @@ def main(argv: list[str] | None = None) -> int:
     import redis
     from rq import Queue
 
+    from refapp.app import create_app
+
+    app = create_app(config)  # as Sublarr's worker.py: telemetry, if adopted, comes with the app
     connection = redis.Redis.from_url(config.redis_url)
-    worker_class, extra = _worker_class(args.simple, config)
-    worker = worker_class([Queue(config.rq_queue_name, connection=connection)], connection=connection, **extra)
+    worker_class = _worker_class(args.simple)
+    worker = worker_class([Queue(config.rq_queue_name, connection=connection)], connection=connection, app=app)
     worker.work(burst=args.burst)
     return 0
 
 
-def _worker_class(simple: bool, config: Config):
+class AppContextMixin:
+    """Runs each job inside the app context (Sublarr's worker does the same)."""
+
+    def __init__(self, *args, app, **kwargs):
+        self.app = app
+        super().__init__(*args, **kwargs)
+
+    def perform_job(self, job, queue):
+        if getattr(self, "_is_horse", False):
+            # A forked work-horse must not share the parent's pooled connections.
+            self.app.db_engine.dispose(close=False)
+        with self.app.app_context():
+            return super().perform_job(job, queue)
+
+
+def _worker_class(simple: bool):
     """Telemetry's worker classes when the package is there, rq's otherwise."""
     try:
-        from telemetry.rq_worker import SimpleWorker, Worker, WorkerTelemetry
+        from telemetry.rq_worker import SimpleWorker, Worker
     except ImportError as exc:
         logging.getLogger(__name__).warning("telemetry not available (%s); worker runs without metrics", exc)
         from rq import SimpleWorker, Worker
-        return (SimpleWorker if simple else Worker), {}
-    from refapp import __version__, jobs
-
-    telemetry = WorkerTelemetry(providers=config.providers, version=__version__,
-                                job_functions=jobs.JOB_FUNCTIONS)
-    return (SimpleWorker if simple else Worker), {"telemetry": telemetry}
+    base = SimpleWorker if simple else Worker
+    return type(f"App{base.__name__}", (AppContextMixin, base), {})
 
 
 if __name__ == "__main__":

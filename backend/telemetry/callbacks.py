@@ -20,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import catalog
 from .catalog import Kind
+from .discovery import Missing
 from .sources import Source, constant
 from .state import breakers as breaker_state
 from .state import cache as cache_state
@@ -32,9 +33,17 @@ Getter = Callable[[], Any]
 Points = Iterable[tuple[float, dict[str, str]]]
 
 DEFAULT_COUNT_QUERIES = {
-    "sublarr_job_queue_size": "SELECT count(*) FROM translation_jobs WHERE status IN ('pending', 'queued')",
+    "sublarr_job_queue_size": "SELECT count(*) FROM jobs WHERE status IN ('pending', 'queued')",
     "sublarr_wanted_queue_size": "SELECT count(*) FROM wanted_items WHERE status = 'wanted'",
 }
+"""Fallback SQL (on a separate, unmeasured connection) when the host's own count
+functions (telemetry.discovery.HOST_COUNTS) are not loaded."""
+
+COUNT_SOURCES = {"sublarr_job_queue_size": "job_queue", "sublarr_wanted_queue_size": "wanted"}
+SHARED_SOURCES = frozenset({"database", "job_queue", "wanted", "queue", "redis"})
+"""State every process would read alike (one database, one Redis, one RQ queue):
+reported by the web role only, so web and worker processes never double it.
+Per-process state (pool, cache, breakers, process, disk, info) is reported everywhere."""
 
 
 def _none() -> None:
@@ -54,6 +63,11 @@ class StateTargets:
     disk_paths: tuple[str, ...] = ()
     version: str = "unknown"
     count_queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_COUNT_QUERIES))
+    # family -> the host's own count function, looked up at read time (None: use the SQL)
+    host_count: Callable[[str], Callable[[], int] | None] = lambda family: None
+    # wraps a host count call: the app context, and the query recorder's quiet mode
+    host_call: Callable[[Callable[[], int]], int] = lambda read: read()
+    role: Callable[[], str] = lambda: "web"
 
 
 class CallbackLayer:
@@ -70,6 +84,8 @@ class CallbackLayer:
         self.sources: dict[str, Source] = {
             "pool": Source("pool", self._read_pool, inline=True, stale_after=0.5),
             "database": Source("database", self._read_database, budget=budget),
+            "job_queue": Source("job_queue", partial(self._read_count, "sublarr_job_queue_size"), budget=budget),
+            "wanted": Source("wanted", partial(self._read_count, "sublarr_wanted_queue_size"), budget=budget),
             "cache": Source("cache", self._read_cache, budget=budget),
             "redis": Source("redis", self._read_redis, budget=budget, stale_after=2.0),
             "queue": Source("queue", self._read_queue, budget=budget),
@@ -84,8 +100,8 @@ class CallbackLayer:
             "sublarr_db_pool_overflow": ("pool", lambda r: [(r.overflow, {})]),
             "sublarr_db_backend_info": ("database", lambda r: [(1, {"dialect": r.dialect})]),
             "sublarr_database_size_bytes": ("database", lambda r: [] if r.size_bytes is None else [(r.size_bytes, {})]),
-            "sublarr_job_queue_size": ("database", partial(_count, "sublarr_job_queue_size")),
-            "sublarr_wanted_queue_size": ("database", partial(_count, "sublarr_wanted_queue_size")),
+            "sublarr_job_queue_size": ("job_queue", lambda count: [(count, {})]),
+            "sublarr_wanted_queue_size": ("wanted", lambda count: [(count, {})]),
             "sublarr_cache_hits_total": ("cache", lambda r: [(r.hits, {"backend": r.backend})]),
             "sublarr_cache_misses_total": ("cache", lambda r: [(r.misses, {"backend": r.backend})]),
             "sublarr_cache_size": ("cache", lambda r: [] if r.size is None else [(r.size, {"backend": r.backend})]),
@@ -146,7 +162,7 @@ class CallbackLayer:
         return self._observe(family_name, options)
 
     def _observe_redis_connected(self, options: CallbackOptions) -> list[Observation]:
-        if not self.targets.redis_url:
+        if not self._configured("redis"):
             return []
         source = self.sources["redis"]
         reading = source.get()
@@ -162,9 +178,12 @@ class CallbackLayer:
                 for name, s in self.sources.items() if self._configured(name)]
 
     def _configured(self, name: str) -> bool:
-        """Sources without a target (no Redis URL, no queue) have no self-metrics either."""
+        """Sources without a target (no Redis URL, no queue) have no self-metrics either;
+        shared state is read by the web role only (see SHARED_SOURCES)."""
         t = self.targets
-        if name in ("pool", "database"):
+        if name in SHARED_SOURCES and t.role() != "web":
+            return False
+        if name in ("pool", "database", "job_queue", "wanted"):
             return t.engine() is not None
         if name in ("cache", "queue", "breakers"):
             return getattr(t, name)() is not None
@@ -190,10 +209,28 @@ class CallbackLayer:
         probe = self._probe_engines.get(id(engine))
         if probe is None:
             probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
-        reading = db_state.read_database(engine, probe, dict(self.targets.count_queries))
+        reading = db_state.read_database(engine, probe, {})
         for problem in reading.errors:
             self.sources["database"].report(problem)
         return reading
+
+    def _read_count(self, family: str) -> int:
+        """The host's own count function when it is loaded, else the fallback SQL.
+
+        Either way a failure raises, so the source is marked down and counted.
+        """
+        read = self.targets.host_count(family)
+        if read is not None:
+            return self.targets.host_call(read)
+        engine = self.targets.engine()
+        sql = self.targets.count_queries.get(family)
+        if engine is None or not sql:
+            raise LookupError(f"no count for {family}: neither the host's function nor a query")
+        from .state import database as db_state
+        probe = self._probe_engines.get(id(engine))
+        if probe is None:
+            probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
+        return db_state.read_count(probe, sql)
 
     def _read_cache(self):
         cache = self.targets.cache()
@@ -227,7 +264,14 @@ class CallbackLayer:
 
     def _read_breakers(self):
         mapping = self.targets.breakers()
+        if isinstance(mapping, Missing):
+            raise LookupError(mapping.reason)
         return None if mapping is None else breaker_state.read_breakers(mapping)
+
+    def close_for_exit(self) -> None:
+        """Before the final export: serve last readings, start no thread (see Source.close)."""
+        for source in self.sources.values():
+            source.close()
 
     def close(self) -> None:
         for probe in self._probe_engines.values():
@@ -236,7 +280,3 @@ class CallbackLayer:
         if self._redis_client is not None:
             self._redis_client.close()
 
-
-def _count(name: str, reading) -> Points:
-    value = reading.counts.get(name)
-    return [] if value is None else [(value, {})]

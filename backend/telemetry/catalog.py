@@ -114,6 +114,9 @@ HTTP_METHODS = frozenset(
 )
 OTHER_METHOD = "_OTHER"
 UNMATCHED_ENDPOINT = "<unmatched>"
+SCRAPE_ENVIRON_KEY = "sublarr_telemetry.scrape"
+"""WSGI environ key set when the app's own route serves the exposition
+(``generate_metrics()`` in a request): that request is not measured."""
 DB_OPERATIONS = frozenset({"select", "insert", "update", "delete", "other"})
 CACHE_BACKENDS = frozenset({"memory", "redis"})
 QUEUE_BACKENDS = frozenset({"memory", "rq"})
@@ -124,7 +127,8 @@ PROVIDER_LABEL_CAP = 64
 QUEUE_LABEL_CAP = 16
 FUNCTION_LABEL_CAP = 32
 JOB_STATUSES = frozenset({"finished", "failed", "stopped", "canceled", OTHER})
-SOURCES = frozenset({"pool", "database", "cache", "redis", "queue", "breakers", "process", "disk", "info"})
+SOURCES = frozenset({"pool", "database", "job_queue", "wanted", "cache", "redis", "queue", "breakers", "process",
+                     "disk", "info"})
 
 _method = Label("method", "standard HTTP methods, else `_OTHER`",
                 values=HTTP_METHODS | {OTHER_METHOD}, fallback=OTHER_METHOD)

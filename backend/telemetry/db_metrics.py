@@ -7,8 +7,10 @@ stamps the start time on the execution context and notes
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from typing import Any
 
@@ -33,6 +35,17 @@ class QueryMetrics:
         self._clock = clock
         self._operation_of: dict[str, str] = {}
         self._engines: list[Any] = []
+        self._local = threading.local()
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Statements this thread runs inside are not the app's: telemetry's own
+        state reads (counts through the host's functions) must not count as queries."""
+        self._local.quiet = True
+        try:
+            yield
+        finally:
+            self._local.quiet = False
 
     def instrument(self, engine: Any) -> None:
         """Attach to ``engine`` once; a second call for the same engine does nothing."""
@@ -64,7 +77,7 @@ class QueryMetrics:
 
     # hot path -----------------------------------------------------------
     def _before(self, conn, cursor, statement, parameters, context, executemany):
-        if context is not None:
+        if context is not None and not getattr(self._local, "quiet", False):
             setattr(context, _STAMP, self._clock())
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):

@@ -48,6 +48,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
         return 2
 
     env = {k: v for k, v in os.environ.items() if k not in _EMBEDDED_ONLY}
+    # The reference app's own route is /api/v1/metrics (Sublarr's); the demo serves /metrics too.
+    os.environ.setdefault("SUBLARR_METRICS_PATH", "/metrics")
     app = create_app(Config.from_env(env))
     app.logger.addFilter(_hide_deliberate_errors)
     import logging

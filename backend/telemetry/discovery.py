@@ -1,15 +1,26 @@
 """Finding what to observe on a Flask app, the way Sublarr wires things.
 
 Sublarr keeps its cache backend and job queue as plain app attributes
-(``app.cache_backend``, ``app.job_queue``) and its engine in Flask-SQLAlchemy.
+(``app.cache_backend``, ``app.job_queue``), its engine in Flask-SQLAlchemy,
+its provider manager in ``app.extensions["provider_manager"]``, its version
+in ``version.py`` beside ``app.py`` and its queue counts in ``db.jobs`` and
+``db.wanted``.
 Each getter looks the object up when called, so attributes attached after
 ``init_telemetry`` are still found; an explicit object (or a zero-argument
 callable) given to :class:`~telemetry.Telemetry` always wins.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from . import _compat
+
+_log = logging.getLogger("telemetry.discovery")
 
 Getter = Callable[[], Any]
 
@@ -55,25 +66,118 @@ def attribute_getter(app, name: str, explicit: Any = None) -> Getter:
     return found if found is not None else (lambda: getattr(app, name, None))
 
 
+class Missing:
+    """Discovery found the host's object but not in a shape it can read.
+
+    The source it feeds is then configured and fails with ``reason``, so
+    ``sublarr_telemetry_source_up`` says 0 instead of a family going quiet.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self) -> bool:  # "configured", see CallbackLayer._configured
+        return True
+
+
+def _provider_manager(app) -> Any:
+    """Sublarr registers it as ``app.extensions["provider_manager"]``; older
+    shapes (and the reference app before it) as ``app.provider_manager``."""
+    manager = app.extensions.get("provider_manager")
+    return manager if manager is not None else getattr(app, "provider_manager", None)
+
+
 def breakers_getter(app, explicit: Any = None) -> Getter:
-    """A mapping provider name -> breaker, from ``app.provider_manager`` by default."""
+    """A mapping provider name -> breaker, from the app's provider manager.
+
+    Public ``breakers``/``circuit_breakers`` mappings first, then Sublarr's
+    private ``_circuit_breakers`` (see :mod:`telemetry._compat`). A manager
+    with neither gives :class:`Missing`.
+    """
     found = _explicit(explicit)
     if found is not None:
         return found
 
     def find():
-        manager = getattr(app, "provider_manager", None)
-        breakers = getattr(manager, "breakers", None) if manager is not None else None
-        if breakers is None and manager is not None:
-            breakers = getattr(manager, "circuit_breakers", None)
-        return breakers
+        manager = _provider_manager(app)
+        if manager is None:
+            return None
+        for name in ("breakers", "circuit_breakers"):
+            breakers = getattr(manager, name, None)
+            if isinstance(breakers, Mapping):
+                return breakers
+        try:
+            return _compat.sublarr_breakers(manager)
+        except _compat.ShapeChanged as exc:
+            return Missing(str(exc))
     return find
 
 
+# Sublarr's own functions for the two database queue gauges, as its metrics
+# module called them: module (beside the app, or in the app's package), function,
+# and how to get the number from what it returns.
+HOST_COUNTS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "sublarr_job_queue_size": ("db.jobs", "get_pending_job_count", lambda value: value),
+    "sublarr_wanted_queue_size": ("db.wanted", "get_wanted_summary", lambda value: value["wanted"]),
+}
+
+
+def host_count(app, family: str) -> Callable[[], int] | None:
+    """The host's own count for ``family`` when its module is loaded, else None.
+
+    Only modules already imported are used (``sys.modules``): discovery never
+    imports a host module that the host itself did not.
+    """
+    module_name, function_name, pick = HOST_COUNTS[family]
+    package = app.import_name.rpartition(".")[0]
+    for candidate in ([f"{package}.{module_name}"] if package else []) + [module_name]:
+        function = getattr(sys.modules.get(candidate), function_name, None)
+        if callable(function):
+            return lambda: int(pick(function()))
+    return None
+
+
+DEFAULT_DISK_MOUNTS = (("config", "/config"), ("media", "/media"))
+"""Sublarr's container volumes, reported as ``mount="config"``/``"media"`` like its own module."""
+
+
+def disk_mounts(candidates=None) -> tuple[str, ...]:
+    """``label=path`` for each candidate directory that exists (default: Sublarr's volumes)."""
+    candidates = DEFAULT_DISK_MOUNTS if candidates is None else candidates
+    return tuple(f"{label}={path}" for label, path in candidates if os.path.isdir(path))
+
+
 def version_of(app, explicit: str | None = None) -> str:
+    """The host's version: given, ``SUBLARR_VERSION``/``VERSION`` in the config,
+    the ``version.py`` beside the app (Sublarr's ``backend/version.py``), its
+    package's ``__version__``; else ``unknown``."""
     if explicit:
         return explicit
     for key in ("SUBLARR_VERSION", "VERSION"):
         if app.config.get(key):
             return str(app.config[key])
-    return "unknown"
+    found = _version_beside(app)
+    if found:
+        return found
+    package = sys.modules.get(app.import_name.partition(".")[0])
+    found = getattr(package, "__version__", None)
+    return str(found) if found else "unknown"
+
+
+def _version_beside(app) -> str | None:
+    path = os.path.realpath(os.path.join(app.root_path, "version.py"))
+    if not os.path.isfile(path):
+        return None
+    for module in list(sys.modules.values()):
+        if os.path.realpath(getattr(module, "__file__", None) or "") == path:
+            version = getattr(module, "__version__", None)
+            return str(version) if version else None
+    try:  # not imported yet: load it under a private name (it only reads a file)
+        spec = importlib.util.spec_from_file_location("_sublarr_telemetry_host_version", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a broken version.py must not stop the app
+        _log.warning("sublarr telemetry: could not read the version from %s: %s", path, exc)
+        return None
+    version = getattr(module, "__version__", None)
+    return str(version) if version else None

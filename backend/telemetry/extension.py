@@ -14,6 +14,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import catalog, events
+from .catalog import SCRAPE_ENVIRON_KEY
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,6 +78,10 @@ class Telemetry:
         self.tracing = None  # telemetry.tracing.Tracing when OTEL_TRACES_EXPORTER is set
         self._tracing_wanted = False
         self._engine = None
+        self.worker_bound = False  # set by telemetry.rq_worker when this process runs an RQ worker
+        self.metrics_path: str | None = None  # the path that serves the exposition in this app
+        self.host_metrics_paths: tuple[str, ...] = ()  # the app's own routes serving generate_metrics()
+        self._late_host_route: bool | None = None
         if app is not None:
             self.init_app(app)
 
@@ -89,7 +94,7 @@ class Telemetry:
             return existing
         settings = self.settings or Settings.from_env()
         self.settings = settings
-        _check_path_is_free(app, settings.path)
+        self.host_metrics_paths = () if settings.path_explicit else _host_metrics_routes(app)
         app.extensions[EXTENSION_KEY] = self
         global _current
         _current = weakref.ref(self)
@@ -121,9 +126,56 @@ class Telemetry:
             self.listener = MetricsListener(host, port, settings.path, self.respond).start()
             _log.info("sublarr telemetry: metrics on http://%s:%d%s", host, self.listener.port, settings.path)
         else:
-            app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
-                             view_func=self._metrics_view, methods=["GET"])
+            self._serve_in_app(app, settings)
         return self
+
+    def _serve_in_app(self, app: "Flask", settings: Settings) -> None:
+        """Where the app serves the exposition; never a second, open door.
+
+        - The app already has a metrics route (Sublarr's ``/api/v1/metrics``
+          behind its API key, serving ``generate_metrics()``) and no path was
+          set: that route stays the only one; nothing is added.
+        - ``SUBLARR_METRICS_PATH`` names an existing route: telemetry serves
+          that route's endpoint, so the app's own before-request hooks (its
+          auth) still guard it.
+        - Otherwise: a new route at the path (``/metrics`` by default).
+        """
+        if self.host_metrics_paths:
+            _log.info("sublarr telemetry: the app serves metrics itself at %s (generate_metrics()); "
+                      "no route added", ", ".join(self.host_metrics_paths))
+            return
+        self.metrics_path = settings.path
+        existing = [rule for rule in app.url_map.iter_rules() if rule.rule == settings.path]
+        if existing:
+            for rule in existing:
+                app.view_functions[rule.endpoint] = self._metrics_view
+            _log.info("sublarr telemetry: serving metrics at the app's route %s (endpoint %s)",
+                      settings.path, ", ".join(rule.endpoint for rule in existing))
+            return
+        app.add_url_rule(settings.path, endpoint=METRICS_ENDPOINT,
+                         view_func=self._metrics_view, methods=["GET"])
+
+    @property
+    def role(self) -> str:
+        """``web`` or ``worker`` (SUBLARR_METRICS_ROLE, else detected: a process
+        running a telemetry RQ worker is a worker). Only the web role reports
+        shared state (queue, database, Redis), so processes never double it."""
+        if self.settings is not None and self.settings.role != "auto":
+            return self.settings.role
+        return "worker" if self.worker_bound else "web"
+
+    def mark_scrape(self) -> None:
+        """The current request serves the exposition (the app's own route calling
+        ``generate_metrics()``): neither count it nor show it as in progress."""
+        from flask import has_request_context, request
+
+        if not has_request_context():
+            return
+        environ = request.environ
+        environ[SCRAPE_ENVIRON_KEY] = True
+        middleware = self._middleware
+        if middleware is not None:
+            middleware.metrics.in_flight_ids.discard(id(environ))
 
     def _build_pipeline(self, app: "Flask"):
         from . import discovery
@@ -132,17 +184,25 @@ class Telemetry:
 
         given = self._targets
         engine = self._engine = discovery.engine_getter(app, given["engine"])
+        explicit_counts = given["count_queries"]
 
         def targets_for(queries):
+            def host_call(read):
+                with app.app_context(), queries.quiet():  # telemetry's reads are not the app's queries
+                    return read()
             return StateTargets(
                 engine=lambda: self._engine_found(queries, engine()),
                 cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
                 queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
                 breakers=discovery.breakers_getter(app, given["breakers"]),
                 redis_url=given["redis_url"] or self.settings.redis_url,
-                disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths),
+                disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths or discovery.disk_mounts()),
                 version=discovery.version_of(app, given["version"]),
-                count_queries=given["count_queries"] or dict(DEFAULT_COUNT_QUERIES),
+                count_queries=explicit_counts or dict(DEFAULT_COUNT_QUERIES),
+                host_count=(lambda family: None) if explicit_counts
+                else (lambda family: discovery.host_count(app, family)),
+                host_call=host_call,
+                role=lambda: self.role,
             )
         return build_pipeline(self.settings, targets_for, registry=self._registry,
                               resource=self._resource, providers=self._providers,
@@ -159,7 +219,7 @@ class Telemetry:
         from .http_metrics import HttpMetricsMiddleware, PathFilter
 
         settings = self.settings
-        patterns = [settings.path, *settings.exclude_paths]
+        patterns = [*(self.host_metrics_paths or (settings.path,)), *settings.exclude_paths]
         if settings.exclude_static and app.static_url_path:
             patterns.append(app.static_url_path.rstrip("/") + "/*")
         path_filter = PathFilter.from_patterns(patterns)
@@ -188,6 +248,8 @@ class Telemetry:
         """
         old, app = self.pipeline, self._app_ref()
         if old is None or app is None or old.owner_pid == os.getpid():
+            return
+        if self.worker_bound:  # an RQ work-horse: it captures for its worker (telemetry.rq_worker)
             return
         if self.listener is not None:  # the port belongs to the parent
             self.listener = None
@@ -236,7 +298,17 @@ class Telemetry:
         return self.render(accept, accept_encoding)
 
     def _metrics_view(self):
-        from flask import Response, request
+        from flask import Response, abort, current_app, request
+
+        if self._late_host_route is None:  # the URL map is final once requests are served
+            self._late_host_route = (not self.settings.path_explicit
+                                     and bool(_host_metrics_routes(current_app._get_current_object())))
+            if self._late_host_route:
+                _log.warning("sublarr telemetry: the app registered its own metrics route after "
+                             "init_telemetry(app); %s answers 404 so that it is the only one",
+                             self.metrics_path)
+        if self._late_host_route:
+            abort(404)
 
         exposition = self.respond(request.headers.get("Accept"), request.headers.get("Accept-Encoding"),
                                   request.headers.get("Authorization"))
@@ -328,12 +400,16 @@ def _instrumented(queries: Any, engine: Any) -> Any:
     return engine
 
 
-def _check_path_is_free(app: "Flask", path: str) -> None:
-    for rule in app.url_map.iter_rules():
-        if rule.rule == path:
-            raise TelemetryConfigError(
-                f"SUBLARR_METRICS_PATH={path!r} is already a route of the app "
-                f"(endpoint {rule.endpoint!r}); choose another path for metrics")
+def _host_metrics_routes(app: "Flask | None") -> tuple[str, ...]:
+    """The app's own metrics routes: fixed paths whose last segment is ``metrics``
+    (Sublarr's ``/api/v1/metrics``), other than telemetry's."""
+    if app is None:
+        return ()
+    return tuple(sorted(rule.rule for rule in app.url_map.iter_rules()
+                        if rule.endpoint != METRICS_ENDPOINT and not rule.arguments
+                        and rule.rule.rstrip("/").rsplit("/", 1)[-1] == "metrics"))
+
+
 
 
 def _match_route(app: "Flask", environ: dict) -> str:

@@ -18,7 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import get_current_span
 
 from . import catalog
-from .catalog import HTTP_METHODS, OTHER_METHOD, UNMATCHED_ENDPOINT
+from .catalog import HTTP_METHODS, OTHER_METHOD, SCRAPE_ENVIRON_KEY, UNMATCHED_ENDPOINT
 from .deferred import DEFAULT_BUFFER_LIMIT, DeferredHistogram
 
 try:  # Flask keeps the active request context in this context variable.
@@ -140,6 +140,8 @@ class HttpMetricsMiddleware:
             raise
         seconds = clock() - start
         in_flight.discard(token)
+        if environ.get(SCRAPE_ENVIRON_KEY):  # the app's own route served the exposition
+            return result
         if exemplars and seen:
             metrics.note_with_span((method, seen[1], seen[0]), seconds, seen[2])
         elif seen:

@@ -7,9 +7,12 @@ builds its own (new ``service.instance.id``) or captures for its parent.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,15 +101,23 @@ class Pipeline:
             self.queries.queries.note((str(operation),), float(seconds))
 
     # lifecycle ----------------------------------------------------------
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_seconds: float = 30.0) -> None:
+        """Final export, then stop. Idempotent; a forked child never shuts its parent's down."""
+        with _SHUTDOWN_LOCK:
+            if getattr(self, "_shut", False):
+                return
+            self._shut = True
         if events.active_sink() in (self.subtitles, self.capture):
             events.install(None)
+        self.callbacks.close_for_exit()  # the final collect serves last readings, starts no thread
         self.queries.uninstrument()
-        self.callbacks.close()
-        if self.tracer_provider is not None:
-            self.tracer_provider.shutdown()  # flushes spans
-        self.meter_provider.shutdown()
-        self.leave_registry()
+        try:
+            if self.tracer_provider is not None:
+                self.tracer_provider.shutdown()  # flushes spans
+            self.meter_provider.shutdown(timeout_millis=timeout_seconds * 1000)
+        finally:
+            self.callbacks.close()
+            self.leave_registry()
 
     def leave_registry(self) -> None:
         """Take this pipeline's families out of ``registry`` (a registry passed in outlives it)."""
@@ -116,6 +127,31 @@ class Pipeline:
                 self.registry.unregister(direct)
             except KeyError:  # already gone
                 pass
+
+    def exit(self) -> None:
+        """At interpreter exit: the final flush, bounded to about a second."""
+        if os.getpid() != self.owner_pid:  # handlers are inherited across fork
+            return
+        try:
+            self.shutdown(timeout_seconds=EXIT_FLUSH_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - never a traceback at exit
+            import logging
+            logging.getLogger("telemetry").warning("sublarr telemetry: final export failed: %s", exc)
+
+
+EXIT_FLUSH_SECONDS = 1.0
+_SHUTDOWN_LOCK = threading.Lock()
+
+
+def _exit_handler(pipeline: "Pipeline") -> None:
+    """Shut ``pipeline`` down at interpreter exit without keeping it alive."""
+    ref = weakref.ref(pipeline)
+
+    def on_exit():
+        instance = ref()
+        if instance is not None:
+            instance.exit()
+    atexit.register(on_exit)
 
 
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
@@ -173,8 +209,10 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
         from .tracing import build_tracer_provider
         tracer_provider = build_tracer_provider(settings, resource)
     targets.engine()  # instrument now when the engine is already there
-    return Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
-                    registry=registry, renderer=ScrapeRenderer(registry, CachedExposition(direct) if owns_registry else None),
-                    http=http,
-                    subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
-                    owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider, direct=direct)
+    pipeline = Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
+                        registry=registry,
+                        renderer=ScrapeRenderer(registry, CachedExposition(direct) if owns_registry else None),
+                        http=http, subtitles=subtitles, queries=queries, jobs=jobs, callbacks=callbacks,
+                        owner_pid=os.getpid(), resource=resource, tracer_provider=tracer_provider, direct=direct)
+    _exit_handler(pipeline)
+    return pipeline

@@ -109,4 +109,5 @@ def build_meter_provider(
         metric_readers=list(readers),
         resource=resource or build_resource(),
         views=build_views(max_series=max_series) + drop_views(drop_scopes),
+        shutdown_on_exit=False,  # telemetry.pipeline registers an exit handler that stops the sources first
     )

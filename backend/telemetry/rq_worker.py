@@ -39,17 +39,38 @@ TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
 
 
 class WorkerTelemetry:
-    """The telemetry of one RQ worker process (no Flask app involved)."""
+    """The telemetry of one RQ worker process.
+
+    One pipeline per process: when the worker process already initialised
+    telemetry on a Flask app (Sublarr's ``worker.py`` calls ``create_app()``),
+    :meth:`for_process` uses that pipeline and marks the process as a worker
+    (see ``Telemetry.role``); otherwise it builds its own, without an app.
+    """
+
+    @classmethod
+    def for_process(cls, **kwargs) -> "WorkerTelemetry":
+        from .extension import current_telemetry
+
+        host = current_telemetry()
+        if host is not None and host.pipeline is not None and host.pipeline.owner_pid == os.getpid():
+            return cls(host=host, **kwargs)
+        return cls(**kwargs)
 
     def __init__(self, settings: Settings | None = None, *, providers: Iterable[str] = (),
                  job_functions: Iterable[str] = (), version: str | None = None,
                  disk_paths: Iterable[str] = (), resource=None, registry=None,
-                 capture_dir: str | None = None):
+                 capture_dir: str | None = None, host=None):
+        self.capture_dir = capture_dir or tempfile.gettempdir()
+        self.host = host
+        if host is not None:  # the app's telemetry in this process: its pipeline, worker role
+            self.settings = host.settings
+            self.pipeline = host.pipeline
+            host.worker_bound = True
+            return
         self.settings = settings or Settings.from_env()
-        if "otlp" not in self.settings.exporters:
+        if "otlp" not in self.settings.exporters and self.settings.listen is None:
             _log.warning("sublarr telemetry: an RQ worker is not scraped; set OTEL_METRICS_EXPORTER=otlp "
                          "so its job metrics reach the collector")
-        self.capture_dir = capture_dir or tempfile.gettempdir()
         targets = StateTargets(version=version or "unknown",
                                disk_paths=tuple(disk_paths or self.settings.disk_paths))
 
@@ -98,8 +119,11 @@ class WorkerTelemetry:
             _log.warning("sublarr telemetry: a work-horse could not hand over its metrics: %s", exc)
 
     def shutdown(self) -> None:
-        """Final export (also run at interpreter exit by the SDK)."""
-        self.pipeline.shutdown()
+        """Final export (also run at interpreter exit)."""
+        if self.host is not None:
+            self.host.shutdown()
+        else:
+            self.pipeline.shutdown()
 
 
 class TelemetryWorkerMixin:
@@ -107,7 +131,7 @@ class TelemetryWorkerMixin:
 
     def __init__(self, *args, telemetry: WorkerTelemetry | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.telemetry = telemetry or WorkerTelemetry()
+        self.telemetry = telemetry or WorkerTelemetry.for_process()
         self._sublarr_capture_path: str | None = None
 
     def execute_job(self, job, queue):

@@ -26,6 +26,7 @@ EXPORTERS = ("prometheus", "otlp", "none")
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 TRACE_EXPORTERS = ("otlp", "console", "none")
 NATIVE_HISTOGRAM_MODES = ("off", "also", "only")
+ROLES = ("auto", "web", "worker")
 TRACE_SAMPLERS = ("parentbased_traceidratio", "parentbased_always_on", "parentbased_always_off",
                   "traceidratio", "always_on", "always_off")
 
@@ -71,6 +72,12 @@ class Settings:
     sql_commenter: bool = False
     # OTLP only: exponential (native) duration histograms besides or instead of the classic ones.
     native_histograms: str = "off"
+    # True when SUBLARR_METRICS_PATH was set: an explicit path is always served,
+    # and may name one of the app's own routes (telemetry then serves it).
+    path_explicit: bool = False
+    # Which process reports shared state (queue, database, Redis): "auto" is
+    # "worker" in a process that runs a telemetry RQ worker, else "web".
+    role: str = "auto"
 
     @property
     def tracing(self) -> bool:
@@ -108,6 +115,8 @@ class Settings:
             keep_semconv_metrics=_bool(env, "SUBLARR_METRICS_KEEP_SEMCONV", False),
             sql_commenter=_bool(env, "SUBLARR_METRICS_SQL_COMMENTER", False),
             native_histograms=_choice(env, "SUBLARR_METRICS_NATIVE_HISTOGRAMS", NATIVE_HISTOGRAM_MODES, "off"),
+            path_explicit=_raw(env, "SUBLARR_METRICS_PATH") is not None,
+            role=_choice(env, "SUBLARR_METRICS_ROLE", ROLES, "auto"),
         )
 
     @property

@@ -53,7 +53,13 @@ class Source(Generic[T]):
         self._inflight: threading.Event | None = None
         self._inflight_since = 0.0
         self._pid = os.getpid()
+        self._closed = False
         self.health = SourceHealth()
+
+    def close(self) -> None:
+        """From now on serve the last reading and start no reads: at interpreter
+        exit no thread can be started, and the final export must not wait."""
+        self._closed = True
 
     # public -------------------------------------------------------------
     def kick(self) -> None:
@@ -62,7 +68,7 @@ class Source(Generic[T]):
         Kicking every source at the start of a collect lets slow sources
         overlap, so a scrape waits about one budget, not one per source.
         """
-        if self.inline:
+        if self.inline or self._closed:
             return
         with self._lock:
             self._after_fork()
@@ -74,6 +80,9 @@ class Source(Generic[T]):
     def get(self) -> T | None:
         """A reading no older than ``max_age`` if one can be had within ``budget``."""
         now = self._clock()
+        if self._closed and not self.inline:
+            with self._lock:
+                return self._usable(now)
         with self._lock:
             self._after_fork()
             if self._fresh(now):

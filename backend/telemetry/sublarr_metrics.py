@@ -83,5 +83,6 @@ def generate_metrics(db_path: str | None = None) -> tuple[bytes, str]:
     if telemetry is None:
         return (b"# sublarr telemetry is not initialised: call telemetry.init_telemetry(app)\n",
                 "text/plain; charset=utf-8")
+    telemetry.mark_scrape()  # the host's route serving this is the scrape: not an HTTP request
     exposition = telemetry.render()
     return exposition.body, dict(exposition.headers)["Content-Type"]

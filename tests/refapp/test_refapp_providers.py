@@ -189,5 +189,5 @@ def test_bad_format_does_not_count_against_provider(make_config):
     for _ in range(5):
         with pytest.raises(ValueError):
             manager.download("subdl", {"fmt": "docx"})
-    assert manager.breakers["subdl"].state == "closed"
-    assert manager.breakers["subdl"].failure_count == 0
+    assert manager._circuit_breakers["subdl"].state == "closed"
+    assert manager._circuit_breakers["subdl"].failure_count == 0

@@ -24,10 +24,11 @@ def translations(app):
 
 
 def test_app_exposes_components(app):
-    for name in ("db_engine", "session_factory", "cache_backend", "job_queue",
-                 "provider_manager", "refapp_config"):
+    for name in ("db_engine", "session_factory", "cache_backend", "job_queue", "refapp_config"):
         assert getattr(app, name) is not None
-    assert set(app.provider_manager.breakers) == set(app.refapp_config.providers)
+    manager = app.extensions["provider_manager"]  # Sublarr's shape: an extension, private breakers
+    assert set(manager._circuit_breakers) == set(app.refapp_config.providers)
+    assert {b.state.value for b in manager._circuit_breakers.values()} == {"closed"}
 
 
 def test_health(client):

@@ -4,7 +4,7 @@ import sys
 import textwrap
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 
 from support import REPO, sample_value, scrape
 from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, TelemetryWarning, init_telemetry
@@ -60,11 +60,29 @@ def test_metrics_path_setting_moves_the_endpoint(monkeypatch):
     telemetry.shutdown()
 
 
-def test_path_collision_is_a_clear_error():
+def test_an_explicit_path_that_is_a_route_is_served_by_telemetry_behind_the_apps_hooks():
+    """SUBLARR_METRICS_PATH naming an existing route: telemetry serves it, the app's auth stays."""
     app = Flask("collide")
-    app.get("/metrics")(lambda: "mine")
-    with pytest.raises(TelemetryConfigError, match="already a route"):
-        init_telemetry(app, settings=Settings())
+    app.get("/api/v1/metrics")(lambda: "the app's old exposition")
+
+    @app.before_request
+    def require_key():
+        if request.path.startswith("/api/") and request.headers.get("X-Api-Key") != "k":
+            return "unauthorized", 401
+    telemetry = init_telemetry(app, settings=Settings.from_env({"SUBLARR_METRICS_PATH": "/api/v1/metrics"}))
+    client = app.test_client()
+    assert client.get("/api/v1/metrics").status_code == 401
+    text = scrape_with(client, "/api/v1/metrics", {"X-Api-Key": "k"})
+    assert "sublarr_http_requests_in_progress 0.0" in text, "the scrape is not in progress"
+    assert "sublarr_http_requests_total{" not in text, "nor counted"
+    assert client.get("/metrics").status_code == 404, "no second route"
+    telemetry.shutdown()
+
+
+def scrape_with(client, path, headers):
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200, response.data[:300]
+    return response.get_data(as_text=True)
 
 
 def test_disabled_app_serves_and_metrics_says_why():

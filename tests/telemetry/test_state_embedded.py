@@ -56,7 +56,7 @@ def drive_traffic(app, failing_jobs=150):
         session.add_all([TranslationJob(file_path=f"/m/p{i}.srt", source_lang="en", target_lang="fr",
                                         fmt="srt", status="pending") for i in range(3)])
         session.commit()
-    breaker = app.provider_manager.breakers["subdl"]
+    breaker = app.extensions["provider_manager"]._circuit_breakers["subdl"]
     for _ in range(breaker.failure_threshold):
         breaker.record_failure()
     wait_for(lambda: app.job_queue.count_queued() == 0 and app.job_queue.count_active() == 0,
@@ -85,7 +85,7 @@ def test_every_non_http_family_from_real_state(refapp, tmp_path):
     assert sample_value(text, "sublarr_database_size_bytes") == pytest.approx(expected_size, rel=0.05)
 
     with app.db_engine.connect() as connection:
-        pending = connection.execute(text_("SELECT count(*) FROM translation_jobs WHERE status IN ('pending','queued')")).scalar()
+        pending = connection.execute(text_("SELECT count(*) FROM jobs WHERE status IN ('pending','queued')")).scalar()
         wanted = connection.execute(text_("SELECT count(*) FROM wanted_items WHERE status = 'wanted'")).scalar()
     assert pending >= 3 and sample_value(text, "sublarr_job_queue_size") == pending
     assert wanted >= 2 and sample_value(text, "sublarr_wanted_queue_size") == wanted
@@ -129,7 +129,7 @@ def text_(sql):
 
 
 def test_breaker_state_is_read_without_changing_it(refapp):
-    breaker = refapp.provider_manager.breakers["podnapisi"]
+    breaker = refapp.extensions["provider_manager"]._circuit_breakers["podnapisi"]
     for _ in range(breaker.failure_threshold):
         breaker.record_failure()
     before = dict(vars(breaker))
@@ -218,7 +218,7 @@ def test_a_redis_that_never_answers_does_not_stall_the_scrape(tmp_path):
         from refapp import Config, create_app
         config = Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.0)
         app = create_app(config, telemetry=False)
-        telemetry = Telemetry(settings=Settings(), redis_url=f"redis://127.0.0.1:{port}/0",
+        telemetry = Telemetry(settings=Settings(path_explicit=True), redis_url=f"redis://127.0.0.1:{port}/0",
                               disk_paths=(str(tmp_path),)).init_app(app)
         client = drive_traffic(app, failing_jobs=5)
         for attempt in range(3):

@@ -1,129 +1,253 @@
-"""Adoption in an app built the way Sublarr is: Flask-SQLAlchemy, app attributes,
-an API key on /api/, and the old metrics module's callers."""
+"""Adoption in an app built the way Sublarr v0.33 is, with only the documented lines.
+
+The app below has Sublarr's shapes: ``backend/`` with ``app.py``-style factory,
+``version.py`` reading ``VERSION``, a ``db`` package with
+``db.jobs.get_pending_job_count`` and ``db.wanted.get_wanted_summary``, a
+``metrics.py`` that is the one-line drop-in, Flask-SQLAlchemy with a ``jobs``
+table, the provider manager in ``app.extensions["provider_manager"]`` with
+private ``_circuit_breakers``, ``/api/v1/metrics`` behind ``X-Api-Key`` (or
+``?apikey=``) serving ``generate_metrics()``, and a single-page-app catch-all.
+No telemetry setting is set: what Sublarr's own metrics module reported must
+come out anyway.
+"""
+import sys
+import textwrap
+
 import pytest
 from flask import Flask, jsonify, request
-from flask_sqlalchemy import SQLAlchemy
 
 from support import catalog_label_problems, parse, sample_value, wait_for
-from telemetry import catalog
+from telemetry import catalog, discovery
 
 API_KEY = "s3cret-key"
-db = SQLAlchemy()
+HEADERS = {"X-Api-Key": API_KEY}
+VERSION = "0.33.0-beta"
+
+BACKEND_FILES = {
+    "VERSION": VERSION + "\n",
+    "version.py": """
+        from pathlib import Path
+        __version__ = Path(__file__).with_name("VERSION").read_text().strip()
+    """,
+    "extensions.py": """
+        from flask_sqlalchemy import SQLAlchemy
+        db = SQLAlchemy()
+    """,
+    "db/__init__.py": "",
+    "db/models.py": """
+        from extensions import db
+
+        class Job(db.Model):
+            __tablename__ = "jobs"
+            id = db.Column(db.Integer, primary_key=True)
+            fmt = db.Column(db.String(8))
+            status = db.Column(db.String(16), default="queued")
+
+        class WantedItem(db.Model):
+            __tablename__ = "wanted_items"
+            id = db.Column(db.Integer, primary_key=True)
+            status = db.Column(db.String(16), default="wanted")
+    """,
+    "db/jobs.py": """
+        from extensions import db
+        from db.models import Job
+
+        def get_pending_job_count():
+            return db.session.query(Job).filter(Job.status == "queued").count()
+    """,
+    "db/wanted.py": """
+        from extensions import db
+        from db.models import WantedItem
+
+        def get_wanted_summary():
+            rows = db.session.query(WantedItem.status, db.func.count()).group_by(WantedItem.status).all()
+            summary = {status: count for status, count in rows}
+            return {"total": sum(summary.values()), "wanted": summary.get("wanted", 0)}
+    """,
+    "metrics.py": "from telemetry.sublarr_metrics import *  # noqa: F401,F403\n",
+}
 
 
-class TranslationJob(db.Model):
-    __tablename__ = "translation_jobs"
-    id = db.Column(db.Integer, primary_key=True)
-    fmt = db.Column(db.String(8))
-    status = db.Column(db.String(16), default="pending")
+@pytest.fixture
+def backend(tmp_path, monkeypatch):
+    """Sublarr's backend/ directory on sys.path; its volumes /config (present) and /media (absent)."""
+    root = tmp_path / "backend"
+    for name, text in BACKEND_FILES.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    config_volume = tmp_path / "config"
+    config_volume.mkdir()
+    monkeypatch.setattr(discovery, "DEFAULT_DISK_MOUNTS",
+                        (("config", str(config_volume)), ("media", str(tmp_path / "media"))))
+    monkeypatch.delenv("SUBLARR_METRICS_PATH", raising=False)  # no telemetry setting at all
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    yield root
+    for name in set(sys.modules) - before:  # extensions, db.*, metrics, version
+        if name.split(".")[0] in ("extensions", "db", "metrics", "version"):
+            del sys.modules[name]
 
 
-class WantedItem(db.Model):
-    __tablename__ = "wanted_items"
-    id = db.Column(db.Integer, primary_key=True)
-    status = db.Column(db.String(16), default="wanted")
-
-
-def translate(job_id):
-    from telemetry import sublarr_metrics as metrics  # Sublarr: `import metrics`
-    job = db.session.get(TranslationJob, job_id)
-    job.status = "success"
-    db.session.commit()
-    metrics.record_translation("success", job.fmt, 3.0)
-
-
-def create_app(data_dir):
+def create_app(root, data_dir):
+    """Sublarr's create_app, reduced to the shapes telemetry meets."""
+    import metrics  # Sublarr's backend/metrics.py, now the drop-in
+    from db import jobs as _jobs, models, wanted as _wanted  # noqa: F401 (imported by Sublarr's routes)
+    from extensions import db
     from refapp.cache import MemoryCache
     from refapp.config import Config
     from refapp.jobqueue import MemoryJobQueue
     from refapp.providers import ProviderManager
-    from telemetry import sublarr_metrics as metrics
 
-    app = Flask("sublarr")
+    app = Flask("app", root_path=str(root))
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{data_dir}/sublarr.db"
     db.init_app(app)
     with app.app_context():
         db.create_all()
     app.cache_backend = MemoryCache()
     app.job_queue = MemoryJobQueue(app, workers=1)
-    app.provider_manager = ProviderManager(Config.from_env({}, data_dir=str(data_dir), latency_scale=0.0,
-                                                           failure_rate=0.0))
+    app.extensions["provider_manager"] = ProviderManager(
+        Config.from_env({}, data_dir=str(data_dir), latency_scale=0.0, failure_rate=0.0))
 
     @app.before_request
     def require_api_key():
-        if request.path.startswith("/api/") and request.headers.get("X-Api-Key") != API_KEY:
-            return jsonify(error="unauthorized"), 401
+        if request.path.startswith("/api/"):
+            given = request.headers.get("X-Api-Key") or request.args.get("apikey")
+            if given != API_KEY:
+                return jsonify(error="unauthorized"), 401
 
-    @app.get("/api/v1/series/<int:series_id>")
-    def series(series_id):
-        key = f"series:{series_id}"
-        if app.cache_backend.get(key) is None:
-            app.cache_backend.set(key, {"id": series_id})
-        return {"id": series_id}
+    @app.get("/api/v1/metrics")
+    def api_metrics():
+        body, content_type = metrics.generate_metrics("/config/sublarr.db")
+        return body, 200, {"Content-Type": content_type}
 
     @app.post("/api/v1/translate")
     def enqueue():
-        job = TranslationJob(fmt="ass")
+        job = models.Job(fmt="ass")
         db.session.add(job)
-        db.session.add(WantedItem())
+        db.session.add(models.WantedItem())
         db.session.commit()
-        app.job_queue.enqueue(translate, job.id)
         metrics.record_provider_search("opensubtitles", "success")
-        metrics.record_provider_download("opensubtitles", "ass")
         metrics.record_http_request("POST", "/api/v1/translate", 202, 0.01)  # old callers: now a no-op
         return {"id": job.id}, 202
 
-    # --- the adoption: these lines are all a Sublarr app factory needs ---
+    @app.get("/", defaults={"path": ""})
+    @app.get("/<path:path>")
+    def spa(path):
+        return "<!doctype html><div id=app></div>", 200, {"Content-Type": "text/html"}
+
+    # --- the adoption: the one documented line, last in create_app ---
     from telemetry import init_telemetry
     init_telemetry(app)
     return app
 
 
 @pytest.fixture
-def sublarr_app(tmp_path, monkeypatch):
-    monkeypatch.setenv("SUBLARR_METRICS_PATH", "/api/v1/metrics")
-    monkeypatch.setenv("SUBLARR_METRICS_DISK_PATHS", str(tmp_path))
-    app = create_app(tmp_path)
+def sublarr_app(backend, tmp_path):
+    app = create_app(backend, tmp_path)
     yield app
     app.extensions["sublarr_telemetry"].shutdown()
     app.job_queue.shutdown(wait=True)
 
 
-def test_sublarr_shaped_app_sees_every_family_it_exercised(sublarr_app, tmp_path):
+def scrape(client, **kwargs):
+    response = client.get("/api/v1/metrics", headers=HEADERS, **kwargs)
+    assert response.status_code == 200, response.data[:300]
+    return response.get_data(as_text=True)
+
+
+def test_nothing_sublarr_had_is_lost(sublarr_app, tmp_path):
     app = sublarr_app
     client = app.test_client()
-    headers = {"X-Api-Key": API_KEY}
-    for i in range(4):
-        client.get(f"/api/v1/series/{i % 2}", headers=headers)
-        client.post("/api/v1/translate", headers=headers)
-    wait_for(lambda: app.job_queue.count_queued() == 0 and app.job_queue.count_active() == 0,
-             what="jobs to finish")
-    assert client.get("/api/v1/metrics").status_code == 401, "the metrics route sits behind the API key"
-    response = client.get("/api/v1/metrics", headers=headers)
-    assert response.status_code == 200
-    text = response.get_data(as_text=True)
+    for _ in range(3):
+        client.post("/api/v1/translate", headers=HEADERS)
+    with app.app_context():
+        from db.jobs import get_pending_job_count
+        from db.wanted import get_wanted_summary
+        pending, wanted = get_pending_job_count(), get_wanted_summary()["wanted"]
+    assert (pending, wanted) == (3, 3)
+    breaker = app.extensions["provider_manager"]._circuit_breakers["subdl"]
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
 
-    families = parse(text)
-    expected = {f.name for f in catalog.FAMILIES if f.group not in ("redis", "jobs")} - {
-        "sublarr_telemetry_series_overflow_total"}  # only once a cap is reached
-    present = {f.name for f in catalog.FAMILIES
-               if (f.name[:-6] if f.name.endswith("_total") else f.name) in families}
-    assert expected - present == set(), sorted(expected - present)
-    ok = {"method": "POST", "endpoint": "/api/v1/translate", "status": "202"}
-    assert sample_value(text, "sublarr_http_requests_total", ok) == 4, "no double count from record_http_request"
-    assert sample_value(text, "sublarr_translation_total", {"status": "success", "format": "ass"}) == 4
-    assert sample_value(text, "sublarr_cache_hits_total", {"backend": "memory"}) == 2
-    assert sample_value(text, "sublarr_db_backend_info", {"dialect": "sqlite"}) == 1
-    assert sample_value(text, "sublarr_job_queue_size") == 0
-    assert sample_value(text, "sublarr_wanted_queue_size") == 4
+    def all_sources_up():  # a first read may be late on a busy machine; it is retried
+        text = scrape(client)
+        down = [dict(s)["source"] for s in _label_sets(text, "sublarr_telemetry_source_up")
+                if sample_value(text, "sublarr_telemetry_source_up", dict(s)) != 1]
+        return text if not down else None
+    text = wait_for(all_sources_up, timeout=10, interval=0.5, what="every state source up")
+    assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "subdl"}) == 1
     assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "opensubtitles"}) == 0
+    assert sample_value(text, "sublarr_job_queue_size") == pending
+    assert sample_value(text, "sublarr_wanted_queue_size") == wanted
+    assert {dict(labels)["mount"] for labels in _label_sets(text, "sublarr_disk_usage_percent")} == {"config"}
+    assert sample_value(text, "sublarr_info", {"version": VERSION}) == 1
+    assert {dict(s)["source"] for s in _label_sets(text, "sublarr_telemetry_source_up")} >= {
+        "breakers", "job_queue", "wanted", "disk", "info", "database", "queue", "cache"}
+    assert sample_value(text, "sublarr_http_requests_total",
+                        {"method": "POST", "endpoint": "/api/v1/translate", "status": "202"}) == 3
     assert catalog_label_problems(text, {"endpoint": {r.rule for r in app.url_map.iter_rules()} | {"<unmatched>"},
                                          "provider": {"opensubtitles", "podnapisi", "subdl", "animetosho"},
-                                         "mount": {str(tmp_path)}}) == []
+                                         "mount": {"config"}}) == []
+
+
+def test_telemetrys_own_state_reads_are_not_app_queries(sublarr_app):
+    client = sublarr_app.test_client()
+    client.post("/api/v1/translate", headers=HEADERS)
+    first = scrape(client)
+    telemetry = sublarr_app.extensions["sublarr_telemetry"]
+    for source in telemetry.pipeline.callbacks.sources.values():  # make every source read again
+        source._checked_at = None
+    second = scrape(client)
+    assert sample_value(second, "sublarr_job_queue_size") == 1
+    for operation in ("select", "insert"):
+        labels = {"operation": operation}
+        assert sample_value(second, "sublarr_db_queries_total", labels) == \
+            sample_value(first, "sublarr_db_queries_total", labels), operation
+
+
+def test_no_second_open_door_and_the_scrape_is_not_a_request(sublarr_app):
+    client = sublarr_app.test_client()
+    assert sublarr_app.extensions["sublarr_telemetry"].metrics_path is None
+    for path in ("/metrics", "/api/v1/metrics"):
+        response = client.get(path)
+        assert b"sublarr_" not in response.data, f"{path} answers the exposition without the API key"
+    assert client.get("/metrics").content_type.startswith("text/html"), "/metrics stays the SPA's"
+    assert client.get("/api/v1/metrics").status_code == 401
+    assert telemetry_routes(sublarr_app) == [], "telemetry added no route"
+    for _ in range(3):
+        text = scrape(client)
+    text = scrape(client, query_string={"apikey": API_KEY})
+    assert sample_value(text, "sublarr_http_requests_in_progress") == 0
+    endpoints = {dict(s).get("endpoint") for s in _label_sets(text, "sublarr_http_requests_total")}
+    assert "/api/v1/metrics" not in endpoints, "scrapes are not HTTP requests"
+    assert "/<path:path>" in endpoints, "the SPA answered /metrics and is measured like any route"
+
+
+def telemetry_routes(app):
+    return [rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("sublarr_telemetry")]
+
+
+def test_a_failing_state_source_is_visible_in_metrics(sublarr_app):
+    from extensions import db
+    client = sublarr_app.test_client()
+    with sublarr_app.app_context():
+        db.session.execute(db.text("DROP TABLE jobs"))
+        db.session.commit()
+    manager = sublarr_app.extensions["provider_manager"]
+    del manager._circuit_breakers  # a Sublarr release that renamed it
+
+    text = scrape(client)
+    for source in ("job_queue", "breakers"):
+        assert sample_value(text, "sublarr_telemetry_source_up", {"source": source}) == 0, source
+        assert sample_value(text, "sublarr_telemetry_source_errors_total", {"source": source}) >= 1, source
+    assert sample_value(text, "sublarr_telemetry_source_up", {"source": "wanted"}) == 1
+    assert sample_value(text, "sublarr_job_queue_size") is None
+    assert sample_value(text, "sublarr_wanted_queue_size") == 0
 
 
 def test_old_module_api_keeps_working(sublarr_app):
-    from telemetry import sublarr_metrics as metrics
+    import metrics
     assert metrics.METRICS_AVAILABLE is True
     for collect in (metrics.collect_system_metrics, metrics.collect_queue_metrics,
                     metrics.collect_circuit_breaker_metrics, metrics.collect_db_pool_metrics,
@@ -135,5 +259,12 @@ def test_old_module_api_keeps_working(sublarr_app):
     metrics.record_db_query("select", 0.01)
     body, content_type = metrics.generate_metrics("/config/sublarr.db")
     assert content_type.startswith("text/plain; version=0.0.4")
-    assert sample_value(body.decode(), "sublarr_provider_download_total", {"provider": "podnapisi", "format": "srt"}) == 1
-    assert sample_value(body.decode(), "sublarr_db_queries_total", {"operation": "select"}) is None
+    text = body.decode()
+    assert sample_value(text, "sublarr_provider_download_total", {"provider": "podnapisi", "format": "srt"}) == 1
+    families = parse(text)
+    assert "sublarr_info" in families
+
+
+def _label_sets(text, name):
+    from support import label_sets
+    return sorted(label_sets(text, name), key=sorted)

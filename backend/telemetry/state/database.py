@@ -94,3 +94,9 @@ def read_database(engine: Engine, probe: Engine, count_queries: dict[str, str]) 
                 errors.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
                 connection.rollback()
     return DatabaseReading(dialect=dialect, size_bytes=size, counts=counts, errors=tuple(errors))
+
+
+def read_count(probe: Engine, sql: str) -> int:
+    """One count query on the probe engine; errors propagate (the source goes down)."""
+    with probe.connect() as connection:
+        return int(connection.execute(text(sql)).scalar_one())

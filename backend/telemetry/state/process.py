@@ -67,9 +67,17 @@ class ProcessSampler:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def mount_label(entry: str) -> tuple[str, str]:
+    """``label=/path`` -> (label, path); a plain path is its own label."""
+    label, sep, path = entry.partition("=")
+    return (label, path) if sep and label and path.startswith("/") else (entry, entry)
+
+
 def read_disks(paths: Iterable[str]) -> tuple[DiskReading, ...]:
+    """``DiskReading.path`` carries the ``mount`` label (``config`` for ``config=/config``)."""
     readings = []
-    for path in paths:
+    for entry in paths:
+        label, path = mount_label(entry)
         usage = shutil.disk_usage(path)
-        readings.append(DiskReading(path, 100.0 * usage.used / usage.total if usage.total else 0.0))
+        readings.append(DiskReading(label, 100.0 * usage.used / usage.total if usage.total else 0.0))
     return tuple(readings)
