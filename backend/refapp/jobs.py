@@ -69,5 +69,15 @@ def sleep_for(seconds: float) -> float:
     return seconds
 
 
-JOB_FUNCTIONS = tuple(f"refapp.jobs.{name}" for name in ("run_translation", "always_fails", "sleep_for"))
+def long_translation(job_id: int, seconds: float) -> str:
+    """A translation that takes ``seconds`` first (Sublarr's run for minutes) and
+    searches the providers, when it runs in the app context (as Sublarr's worker runs jobs)."""
+    time.sleep(seconds)
+    if has_app_context():
+        current_app.extensions["provider_manager"].search(f"job {job_id}", "de")
+    return run_translation(job_id)
+
+
+JOB_FUNCTIONS = tuple(f"refapp.jobs.{name}" for name in ("run_translation", "always_fails", "sleep_for",
+                                                         "long_translation"))
 """The job functions this app enqueues: the telemetry's bounded ``function`` label values."""

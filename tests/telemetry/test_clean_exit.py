@@ -1,0 +1,64 @@
+"""OTLP mode: a web or worker process exits without a traceback, flushes its
+last points, and the exit adds about a second at most (the SDK's own exit
+handler used to start source threads at interpreter shutdown and time out)."""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from support import REPO, wait_for
+from test_otlp_collector import values
+
+SCRIPTS = {
+    "web": """
+        from refapp import Config, create_app
+        app = create_app(Config.from_env())
+        client = app.test_client()
+        for _ in range(3):
+            client.get("/api/v1/jobs")
+    """,
+    "worker": """
+        import redis
+        from rq import Queue
+        from refapp import Config, create_app, jobs
+        from refapp.worker import _worker_class
+        config = Config.from_env()
+        app = create_app(config)
+        connection = redis.Redis.from_url(config.redis_url)
+        queue = Queue("sublarr", connection=connection)
+        for _ in range(3):
+            queue.enqueue(jobs.sleep_for, 0)
+        _worker_class(False)([queue], connection=connection, app=app).work(burst=True)
+    """,
+}
+
+
+@pytest.mark.parametrize("role", ["web", "worker"])
+def test_exit_is_clean_and_flushes(role, fresh_otel_collector, redis_url, tmp_path):
+    service = f"sublarr-exit-{role}"
+    env = dict(os.environ, OTEL_METRICS_EXPORTER="otlp", OTEL_SERVICE_NAME=service,
+               OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=fresh_otel_collector.otlp_http_endpoint + "/v1/metrics",
+               OTEL_METRIC_EXPORT_INTERVAL="60000",  # nothing is pushed before the exit's final flush
+               SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_DATABASE_URL=f"sqlite:///{tmp_path}/exit.db",
+               SUBLARR_REDIS_URL=redis_url, SUBLARR_SIM_LATENCY_SCALE="0", PYTHONPATH=str(REPO / "backend"))
+    script = textwrap.dedent(SCRIPTS[role]) + "\nimport sys, time; print('DONE', time.monotonic(), flush=True)\n"
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    assert line.startswith("DONE"), line + process.stderr.read()[-3000:]
+    done_at = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    exit_seconds = time.monotonic() - done_at
+    assert process.returncode == 0, stderr[-3000:]
+    for problem in ("Traceback", "MetricsTimeoutError", "can't create new thread", "Exception"):
+        assert problem not in stderr, stderr[-3000:]
+    assert exit_seconds < 1.5, f"exit took {exit_seconds:.2f}s"
+
+    family, match = (("sublarr_http_requests_total", {"endpoint": "/api/v1/jobs"}) if role == "web"
+                     else ("sublarr_jobs_total", {"function": "refapp.jobs.sleep_for"}))
+    text = wait_for(lambda: (lambda t: t if values(t, family, job=service, **match) else None)(
+        fresh_otel_collector.scrape()), timeout=20, interval=0.5, what="the final flush at the collector")
+    assert [v for _, v in values(text, family, job=service, **match)] == [3]
