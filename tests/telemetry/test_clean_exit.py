@@ -47,8 +47,12 @@ def test_exit_is_clean_and_flushes(role, fresh_otel_collector, redis_url, tmp_pa
     script = textwrap.dedent(SCRIPTS[role]) + "\nimport sys, time; print('DONE', time.monotonic(), flush=True)\n"
     process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("DONE"), line + process.stderr.read()[-3000:]
+    seen = []
+    for line in process.stdout:  # rq logs to stdout before
+        seen.append(line)
+        if line.startswith("DONE"):
+            break
+    assert seen and seen[-1].startswith("DONE"), "".join(seen)[-2000:] + process.stderr.read()[-3000:]
     done_at = time.monotonic()
     stdout, stderr = process.communicate(timeout=60)
     exit_seconds = time.monotonic() - done_at
