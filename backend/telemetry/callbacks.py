@@ -158,8 +158,11 @@ class CallbackLayer:
         return points
 
     def _observe_after_kick(self, family_name: str, options: CallbackOptions) -> list[Observation]:
+        # The first family is the pool's (an inline read): read it before the other
+        # sources start, since the host's count functions borrow pool connections.
+        observed = self._observe(family_name, options)
         self._kick_all()
-        return self._observe(family_name, options)
+        return observed
 
     def _observe_redis_connected(self, options: CallbackOptions) -> list[Observation]:
         if not self._configured("redis"):
