@@ -13,7 +13,7 @@ from monitoring_helpers import (PROMETHEUS_CONFIG, PROMETHEUS_DIR, RULE_TESTS, R
 SEVERITIES = {"critical", "warning", "info"}
 EXPECTED_ALERTS = {"SublarrTargetDown", "SublarrHighHTTPErrorRate", "SublarrHighHTTPLatency",
                    "SublarrQueueNotDraining", "SublarrFailedJobsRising", "SublarrCircuitBreakerOpen",
-                   "SublarrAllProvidersOpen", "SublarrRedisDisconnected"}
+                   "SublarrAllProvidersOpen", "SublarrRedisDisconnected", "SublarrTelemetrySourceDown"}
 
 
 @pytest.fixture
