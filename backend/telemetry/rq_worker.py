@@ -68,7 +68,9 @@ class WorkerTelemetry:
             host.worker_bound = True
             return
         self.settings = settings or Settings.from_env()
-        if "otlp" not in self.settings.exporters and self.settings.listen is None:
+        if not self.settings.enabled:  # SUBLARR_METRICS_ENABLED=false: record, export nothing
+            self.settings = self.settings.with_overrides(exporters=())
+        elif "otlp" not in self.settings.exporters and self.settings.listen is None:
             _log.warning("sublarr telemetry: an RQ worker is not scraped; set OTEL_METRICS_EXPORTER=otlp "
                          "so its job metrics reach the collector")
         targets = StateTargets(version=version or "unknown",
