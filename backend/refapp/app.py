@@ -17,6 +17,7 @@ import os
 
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.orm import scoped_session, sessionmaker
+from werkzeug.routing import PathConverter
 
 from refapp import metrics
 from refapp.cache import make_cache
@@ -61,8 +62,9 @@ def create_app(config: Config | None = None, *, telemetry: bool = True) -> Flask
     app.before_request(_require_api_key)
     app.register_blueprint(api)
     app.add_url_rule("/api/v1/metrics", "metrics", _metrics)
+    app.url_map.converters["spa"] = SpaPath
     app.add_url_rule("/", "spa", _spa, defaults={"path": ""})
-    app.add_url_rule("/<path:path>", "spa", _spa)
+    app.add_url_rule("/<spa:path>", "spa", _spa)
     if telemetry:
         _adopt_telemetry(app)
     return app
@@ -88,10 +90,14 @@ def _metrics():
     return Response(body, content_type=content_type)
 
 
+class SpaPath(PathConverter):
+    """Any path outside /api/: an unknown API path stays a 404 without a route."""
+
+    regex = r"(?!api(?:/|$))[^/].*?"
+
+
 def _spa(path: str):
-    """The single-page app: any path that is no API route gets the index (API paths 404)."""
-    if path.startswith("api/"):
-        return jsonify(error="not found"), 404
+    """The single-page app's catch-all: every path that is not an API route gets the index."""
     return Response(SPA_INDEX, content_type="text/html; charset=utf-8")
 
 

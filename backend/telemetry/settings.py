@@ -72,9 +72,10 @@ class Settings:
     sql_commenter: bool = False
     # OTLP only: exponential (native) duration histograms besides or instead of the classic ones.
     native_histograms: str = "off"
-    # True when SUBLARR_METRICS_PATH was set: an explicit path is always served,
-    # and may name one of the app's own routes (telemetry then serves it).
-    path_explicit: bool = False
+    # An explicit path is always served, and may name one of the app's own routes
+    # (telemetry then serves it). From the environment: SUBLARR_METRICS_PATH is set;
+    # unset, an app with its own metrics route keeps it as the only one.
+    path_explicit: bool = True
     # Which process reports shared state (queue, database, Redis): "auto" is
     # "worker" in a process that runs a telemetry RQ worker, else "web".
     role: str = "auto"

@@ -25,7 +25,7 @@ MIX = [
     ("GET", "/api/v1/series/1", 200, 0.0625),
     ("GET", "/api/v1/series/2", 200, 1.5),
     ("POST", "/api/v1/wanted", 201, 0.125),
-    ("GET", "/no/such/route", 404, 0.0009765625),    # no route: <unmatched>
+    ("GET", "/api/v1/no/such/route", 404, 0.0009765625),  # no route: <unmatched> (the SPA answers outside /api/)
     ("DELETE", "/api/v1/jobs", 405, 0.001953125),    # method not allowed: <unmatched>
     ("PURGE", "/api/v1/jobs", 405, 0.001953125),     # non-standard method: _OTHER
     ("GET", "/api/v1/debug/error", 500, 7.0),        # unhandled exception

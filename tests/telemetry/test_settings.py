@@ -29,7 +29,7 @@ def test_invalid_value_names_variable_and_accepted_values(variable, value, accep
 
 
 def test_valid_values_and_defaults():
-    assert Settings.from_env({}) == Settings()
+    assert Settings.from_env({}) == Settings(path_explicit=False)  # the default path, not a chosen one
     s = Settings.from_env({
         "SUBLARR_METRICS_ENABLED": "off", "SUBLARR_METRICS_PATH": "/internal/metrics",
         "SUBLARR_METRICS_EXCLUDE_PATHS": "/ping, /assets/*", "OTEL_METRICS_EXPORTER": "none",

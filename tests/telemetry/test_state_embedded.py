@@ -218,7 +218,7 @@ def test_a_redis_that_never_answers_does_not_stall_the_scrape(tmp_path):
         from refapp import Config, create_app
         config = Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.0)
         app = create_app(config, telemetry=False)
-        telemetry = Telemetry(settings=Settings(path_explicit=True), redis_url=f"redis://127.0.0.1:{port}/0",
+        telemetry = Telemetry(settings=Settings(), redis_url=f"redis://127.0.0.1:{port}/0",
                               disk_paths=(str(tmp_path),)).init_app(app)
         client = drive_traffic(app, failing_jobs=5)
         for attempt in range(3):
