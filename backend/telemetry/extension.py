@@ -410,8 +410,6 @@ def _host_metrics_routes(app: "Flask | None") -> tuple[str, ...]:
                         and rule.rule.rstrip("/").rsplit("/", 1)[-1] == "metrics"))
 
 
-
-
 def _match_route(app: "Flask", environ: dict) -> str:
     """Route template for ``environ`` by matching the URL map (error path only)."""
     from .catalog import UNMATCHED_ENDPOINT

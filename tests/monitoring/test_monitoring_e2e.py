@@ -130,7 +130,8 @@ def test_every_panel_and_recording_rule_has_data(tmp_path, postgres_url, redis_u
     base_env.update(
         PYTHONPATH=str(REPO / "backend"), SUBLARR_DATABASE_URL=postgres_url, SUBLARR_REDIS_URL=redis_url,
         SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0.1", SUBLARR_SIM_FAILURE_RATE="0.2",
-        SUBLARR_SIM_SEED="7", SUBLARR_HOST="127.0.0.1")
+        SUBLARR_SIM_SEED="7", SUBLARR_HOST="127.0.0.1",
+        SUBLARR_METRICS_PATH="/metrics")  # beside the app's own /api/v1/metrics, as Sublarr's
     push = dict(OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="1000",
                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=collector.otlp_http_endpoint + "/v1/metrics")
     app_port, capped_port = free_port(), free_port()

@@ -268,3 +268,40 @@ def test_old_module_api_keeps_working(sublarr_app):
 def _label_sets(text, name):
     from support import label_sets
     return sorted(label_sets(text, name), key=sorted)
+
+
+def test_a_metrics_route_registered_after_adoption_still_leaves_one_door(monkeypatch):
+    """init_telemetry(app) called before the app's own route: /metrics turns itself off."""
+    from telemetry import init_telemetry
+    monkeypatch.delenv("SUBLARR_METRICS_PATH", raising=False)
+    app = Flask("late")
+    telemetry = init_telemetry(app)
+    app.get("/api/v1/metrics")(lambda: "the app's")
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/api/v1/metrics").data == b"the app's"
+    telemetry.shutdown()
+
+
+def test_reference_app_has_sublarrs_door(tmp_path, monkeypatch):
+    """The reference app, adopted with no telemetry setting: only its API-key route serves."""
+    from refapp import Config, create_app
+    monkeypatch.delenv("SUBLARR_METRICS_PATH", raising=False)
+    monkeypatch.setenv("SUBLARR_API_KEY", API_KEY)
+    app = create_app(Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.0))
+    client = app.test_client()
+    try:
+        client.get("/api/v1/health")
+        assert client.get("/metrics").content_type.startswith("text/html")
+        assert client.get("/api/v1/metrics").status_code == 401
+        assert client.get("/api/v1/jobs").status_code == 401
+        text = client.get("/api/v1/metrics", query_string={"apikey": API_KEY}).get_data(as_text=True)
+        assert sample_value(text, "sublarr_info", {"version": __import__("refapp").__version__}) == 1
+        assert sample_value(text, "sublarr_http_requests_total",
+                            {"method": "GET", "endpoint": "/api/v1/jobs", "status": "401"}) == 1
+        assert "/api/v1/metrics" not in text
+        assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "subdl"}) == 0
+        assert sample_value(text, "sublarr_job_queue_size") == 0
+    finally:
+        app.extensions["sublarr_telemetry"].shutdown()
+        app.job_queue.shutdown(wait=True)
