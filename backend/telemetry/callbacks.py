@@ -82,7 +82,10 @@ class CallbackLayer:
         self._redis_timeout = redis_timeout
         self._sampler = process_state.ProcessSampler()
         self.sources: dict[str, Source] = {
-            "pool": Source("pool", self._read_pool, inline=True, stale_after=0.5),
+            # Read afresh at the start of every collect (see _observe_after_kick) and reused
+            # for the rest of it: all pool families come from one reading, taken before the
+            # other sources start (the host's count functions borrow pool connections).
+            "pool": Source("pool", self._read_pool, inline=True, max_age=5.0, stale_after=5.0),
             "database": Source("database", self._read_database, budget=budget),
             "job_queue": Source("job_queue", partial(self._read_count, "sublarr_job_queue_size"), budget=budget),
             "wanted": Source("wanted", partial(self._read_count, "sublarr_wanted_queue_size"), budget=budget),
@@ -160,6 +163,7 @@ class CallbackLayer:
     def _observe_after_kick(self, family_name: str, options: CallbackOptions) -> list[Observation]:
         # The first family is the pool's (an inline read): read it before the other
         # sources start, since the host's count functions borrow pool connections.
+        self.sources["pool"].invalidate()
         observed = self._observe(family_name, options)
         self._kick_all()
         return observed

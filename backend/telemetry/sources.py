@@ -56,6 +56,11 @@ class Source(Generic[T]):
         self._closed = False
         self.health = SourceHealth()
 
+    def invalidate(self) -> None:
+        """The next get() reads again (the reading it replaces stays served until then)."""
+        with self._lock:
+            self._checked_at = None
+
     def close(self) -> None:
         """From now on serve the last reading and start no reads: at interpreter
         exit no thread can be started, and the final export must not wait."""
