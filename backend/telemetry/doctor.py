@@ -25,12 +25,15 @@ from . import catalog
 SAMPLE_SUFFIXES = ("_bucket", "_sum", "_count")
 OPTIONAL = {
     "sublarr_telemetry_series_overflow_total": "only after a family reached SUBLARR_METRICS_MAX_SERIES",
-    "sublarr_job_duration_seconds": "needs an RQ worker pushing over OTLP (telemetry.rq_worker)",
-    "sublarr_jobs_total": "needs an RQ worker pushing over OTLP (telemetry.rq_worker)",
+    "sublarr_job_duration_seconds": "needs an RQ worker (telemetry.rq_worker) pushing over OTLP or "
+                                    "serving SUBLARR_METRICS_LISTEN",
+    "sublarr_jobs_total": "needs an RQ worker (telemetry.rq_worker) pushing over OTLP or "
+                          "serving SUBLARR_METRICS_LISTEN",
 }
 NEEDS_SOURCE = {  # family group or name -> the source whose presence makes it expected
     "sublarr_redis_connected": "redis", "sublarr_redis_memory_used_bytes": "redis",
     "sublarr_disk_usage_percent": "disk",
+    "sublarr_job_queue_size": "job_queue", "sublarr_wanted_queue_size": "wanted",
     "sublarr_db_pool_size": "pool", "sublarr_db_pool_checked_out": "pool", "sublarr_db_pool_overflow": "pool",
 }
 _METRIC = re.compile(r"(?<![\w:])(sublarr_[a-z0-9_]+)")
