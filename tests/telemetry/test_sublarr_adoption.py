@@ -305,3 +305,25 @@ def test_reference_app_has_sublarrs_door(tmp_path, monkeypatch):
     finally:
         app.extensions["sublarr_telemetry"].shutdown()
         app.job_queue.shutdown(wait=True)
+
+
+def test_any_route_serving_generate_metrics_is_not_an_http_request(monkeypatch):
+    """A route discovery cannot recognise by its path still marks itself as the scrape."""
+    from telemetry import init_telemetry, sublarr_metrics
+    monkeypatch.delenv("SUBLARR_METRICS_PATH", raising=False)
+    app = Flask("oddly_named")
+
+    @app.get("/api/v1/prom")
+    def prom():
+        body, content_type = sublarr_metrics.generate_metrics()
+        return body, 200, {"Content-Type": content_type}
+    app.get("/api/v1/ping")(lambda: "pong")
+    telemetry = init_telemetry(app)
+    client = app.test_client()
+    client.get("/api/v1/ping")
+    client.get("/api/v1/prom")
+    text = client.get("/api/v1/prom").get_data(as_text=True)
+    telemetry.shutdown()
+    assert sample_value(text, "sublarr_http_requests_in_progress") == 0
+    endpoints = {dict(s).get("endpoint") for s in _label_sets(text, "sublarr_http_requests_total")}
+    assert endpoints == {"/api/v1/ping"}
