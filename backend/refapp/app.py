@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 import hmac
-import os
 
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.orm import scoped_session, sessionmaker
@@ -70,13 +69,9 @@ def create_app(config: Config | None = None, *, telemetry: bool = True) -> Flask
     return app
 
 
-def _api_key() -> str:
-    return os.environ.get("SUBLARR_API_KEY", "").strip()
-
-
 def _require_api_key():
     """Everything under /api/ needs the key when one is set (health excepted)."""
-    key = _api_key()
+    key = current_app.refapp_config.api_key
     if not key or not request.path.startswith("/api/") or request.path == "/api/v1/health":
         return None
     given = request.headers.get("X-Api-Key") or request.args.get("apikey") or ""

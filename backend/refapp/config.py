@@ -11,7 +11,7 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 DEFAULT_PROVIDERS = ("opensubtitles", "podnapisi", "subdl", "animetosho")
@@ -30,6 +30,7 @@ ENV_VARS = {
     "data_dir": "SUBLARR_DATA_DIR",
     "host": "SUBLARR_HOST",
     "port": "SUBLARR_PORT",
+    "api_key": "SUBLARR_API_KEY",
 }
 
 # Provider names end up in URLs and metric labels: keep them plain.
@@ -55,6 +56,7 @@ class Config:
     data_dir: str = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
     port: int = 5000
+    api_key: str = field(default="", repr=False)  # guards /api/ (empty: no auth), as Sublarr's
 
     def __post_init__(self) -> None:
         # Validate here too, so overrides and direct construction are checked
@@ -109,7 +111,7 @@ class Config:
         for name in ("seed", "queue_workers", "port"):
             if (v := raw(name)) is not None:
                 values[name] = _parse(name, v, int, "an integer")
-        for name in ("rq_queue_name", "host"):
+        for name in ("rq_queue_name", "host", "api_key"):
             if (v := raw(name)) is not None:
                 values[name] = v
         values.update(overrides)

@@ -287,8 +287,8 @@ def test_reference_app_has_sublarrs_door(tmp_path, monkeypatch):
     """The reference app, adopted with no telemetry setting: only its API-key route serves."""
     from refapp import Config, create_app
     monkeypatch.delenv("SUBLARR_METRICS_PATH", raising=False)
-    monkeypatch.setenv("SUBLARR_API_KEY", API_KEY)
-    app = create_app(Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.0))
+    app = create_app(Config.from_env({"SUBLARR_API_KEY": API_KEY}, data_dir=str(tmp_path), latency_scale=0.0,
+                                     failure_rate=0.0))
     client = app.test_client()
     try:
         client.get("/api/v1/health")
