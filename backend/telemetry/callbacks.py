@@ -39,7 +39,6 @@ DEFAULT_COUNT_QUERIES = {
 """Fallback SQL (on a separate, unmeasured connection) when the host's own count
 functions (telemetry.discovery.HOST_COUNTS) are not loaded."""
 
-COUNT_SOURCES = {"sublarr_job_queue_size": "job_queue", "sublarr_wanted_queue_size": "wanted"}
 SHARED_SOURCES = frozenset({"database", "job_queue", "wanted", "queue", "redis"})
 """State every process would read alike (one database, one Redis, one RQ queue):
 reported by the web role only, so web and worker processes never double it.
@@ -213,10 +212,7 @@ class CallbackLayer:
         if engine is None:
             return None
         from .state import database as db_state
-        probe = self._probe_engines.get(id(engine))
-        if probe is None:
-            probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
-        reading = db_state.read_database(engine, probe, {})
+        reading = db_state.read_database(engine, self._probe_for(engine))
         for problem in reading.errors:
             self.sources["database"].report(problem)
         return reading
@@ -234,10 +230,15 @@ class CallbackLayer:
         if engine is None or not sql:
             raise LookupError(f"no count for {family}: neither the host's function nor a query")
         from .state import database as db_state
+        return db_state.read_count(self._probe_for(engine), sql)
+
+    def _probe_for(self, engine):
+        """Telemetry's own unpooled engine beside the app's (see state.database.make_probe_engine)."""
         probe = self._probe_engines.get(id(engine))
         if probe is None:
+            from .state import database as db_state
             probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
-        return db_state.read_count(probe, sql)
+        return probe
 
     def _read_cache(self):
         cache = self.targets.cache()

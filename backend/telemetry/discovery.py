@@ -76,9 +76,6 @@ class Missing:
     def __init__(self, reason: str):
         self.reason = reason
 
-    def __bool__(self) -> bool:  # "configured", see CallbackLayer._configured
-        return True
-
 
 def _provider_manager(app) -> Any:
     """Sublarr registers it as ``app.extensions["provider_manager"]``; older

@@ -1,4 +1,4 @@
-"""Database state: pool occupancy, backend, size and the app's queue tables."""
+"""Database state: pool occupancy, backend, size, and counts on telemetry's own connection."""
 from __future__ import annotations
 
 import os
@@ -22,7 +22,6 @@ class DatabaseReading:
 
     dialect: str
     size_bytes: int | None
-    counts: dict[str, int]
     errors: tuple[str, ...] = ()
 
 
@@ -68,32 +67,24 @@ def make_probe_engine(engine: Engine, timeout_seconds: float = 2.0) -> Engine:
     return create_engine(engine.url, poolclass=NullPool, connect_args=connect_args)
 
 
-def read_database(engine: Engine, probe: Engine, count_queries: dict[str, str]) -> DatabaseReading:
-    """Size and queue-table counts; a failing part is reported in ``errors``, not raised."""
+def read_database(engine: Engine, probe: Engine) -> DatabaseReading:
+    """Dialect and size; a failing size query is reported in ``errors``, not raised."""
     dialect = engine.dialect.name
     errors: list[str] = []
     size: int | None = None
-    counts: dict[str, int] = {}
     path = sqlite_file(engine)
     if path is not None:
         try:
             size = sqlite_size(path)
         except OSError as exc:
             errors.append(f"size: {exc}")
-    with probe.connect() as connection:
-        if dialect == "postgresql":
+    if dialect == "postgresql":
+        with probe.connect() as connection:  # an unreachable database raises: the source is down
             try:
                 size = int(connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 errors.append(f"size: {type(exc).__name__}: {exc}".splitlines()[0])
-                connection.rollback()
-        for name, sql in count_queries.items():
-            try:
-                counts[name] = int(connection.execute(text(sql)).scalar_one())
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
-                connection.rollback()
-    return DatabaseReading(dialect=dialect, size_bytes=size, counts=counts, errors=tuple(errors))
+    return DatabaseReading(dialect=dialect, size_bytes=size, errors=tuple(errors))
 
 
 def read_count(probe: Engine, sql: str) -> int:
