@@ -66,6 +66,10 @@ class WorkerTelemetry:
             self.settings = host.settings
             self.pipeline = host.pipeline
             host.worker_bound = True
+            if not self.settings.push and host.listener is None:
+                _log.warning("sublarr telemetry: this RQ worker's metrics are not served; set "
+                             "SUBLARR_METRICS_LISTEN (Prometheus scrapes the worker) or "
+                             "OTEL_METRICS_EXPORTER=otlp in the worker process")
             return
         self.settings = settings or Settings.from_env()
         if not self.settings.enabled:  # SUBLARR_METRICS_ENABLED=false: record, export nothing

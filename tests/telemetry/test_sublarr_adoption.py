@@ -327,3 +327,28 @@ def test_any_route_serving_generate_metrics_is_not_an_http_request(monkeypatch):
     assert sample_value(text, "sublarr_http_requests_in_progress") == 0
     endpoints = {dict(s).get("endpoint") for s in _label_sets(text, "sublarr_http_requests_total")}
     assert endpoints == {"/api/v1/ping"}
+
+
+def test_a_broken_count_query_is_visible(tmp_path):
+    """Without the host's count functions the fallback SQL runs; one that fails marks its source down."""
+    from sqlalchemy import create_engine
+
+    from telemetry import Settings, Telemetry
+    app = Flask("counts")
+    app.db_engine = create_engine(f"sqlite:///{tmp_path}/counts.db")
+    with app.db_engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE wanted_items (id INTEGER PRIMARY KEY, status TEXT)")
+        connection.exec_driver_sql("INSERT INTO wanted_items (status) VALUES ('wanted'), ('found')")
+    telemetry = Telemetry(settings=Settings(), count_queries={
+        "sublarr_job_queue_size": "SELECT count(*) FROM no_such_table",
+        "sublarr_wanted_queue_size": "SELECT count(*) FROM wanted_items WHERE status = 'wanted'"}).init_app(app)
+    try:
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+    finally:
+        telemetry.shutdown()
+        app.db_engine.dispose()
+    assert sample_value(text, "sublarr_telemetry_source_up", {"source": "job_queue"}) == 0
+    assert sample_value(text, "sublarr_telemetry_source_errors_total", {"source": "job_queue"}) == 1
+    assert sample_value(text, "sublarr_job_queue_size") is None
+    assert sample_value(text, "sublarr_wanted_queue_size") == 1
+    assert sample_value(text, "sublarr_telemetry_source_up", {"source": "wanted"}) == 1
