@@ -3,8 +3,10 @@ import types
 
 import pytest
 
-from conftest import build_app
+from flask import Flask
+
 from support import sample_value, scrape
+from telemetry import Settings, Telemetry
 from telemetry.seams import SublarrSeams
 
 
@@ -51,7 +53,8 @@ def sublarr_modules():
 
 @pytest.fixture
 def app():
-    app, telemetry = build_app()
+    app = Flask("seams")
+    telemetry = Telemetry(settings=Settings()).init_app(app)
     yield app
     telemetry.shutdown()
 
