@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
+from time import time_ns
 
 from opentelemetry.trace import get_current_span
 
@@ -63,7 +64,8 @@ class DeferredHistogram:
         """:meth:`note` with the span context (the exemplar) captured earlier, kept when sampled."""
         pending = self._pending
         if span_context is not None and span_context.trace_flags.sampled:
-            pending.append((key, value, span_context))
+            # The exemplar's time is the observation's, not the drain's.
+            pending.append((key, value, span_context, time_ns()))
         else:
             pending.append((key, value))
         if len(pending) > self.buffer_limit:
@@ -85,7 +87,10 @@ class DeferredHistogram:
                     if guard is not None:
                         key = guard.admit(key)
                     admitted.add(key)
-                add(key, value, item[2] if len(item) == 3 else None)
+                if len(item) == 4:
+                    add(key, value, item[2], item[3])
+                else:
+                    add(key, value)
         finally:
             self._drain_lock.release()
 

@@ -22,6 +22,7 @@ prometheus_client has working (the generic path of
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import accumulate
 from typing import NamedTuple
@@ -29,6 +30,7 @@ from typing import NamedTuple
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
 from .histograms import HistogramTable, ProducedHistograms, RowSnapshot
 
@@ -47,6 +49,23 @@ def label_text(value) -> str:
     """
     text = value if type(value) is str else str(value)
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def bucket_exemplars(bounds: tuple, exemplars: list) -> dict[int, Exemplar]:
+    """A row's OpenTelemetry exemplars as Prometheus ones, by bucket index.
+
+    Labels ``trace_id`` and ``span_id`` in the W3C hex form (what Grafana's
+    exemplar links and Tempo expect); the timestamp is the observation's, in
+    seconds. The text format has no exemplars: only OpenMetrics writes them.
+    """
+    found = {}
+    for exemplar in exemplars:
+        if exemplar.trace_id is None or exemplar.span_id is None:
+            continue
+        found[bisect_left(bounds, exemplar.value)] = Exemplar(
+            {"trace_id": format(exemplar.trace_id, "032x"), "span_id": format(exemplar.span_id, "016x")},
+            exemplar.value, exemplar.time_unix_nano / 1e9)
+    return found
 
 
 class HotFamily:
@@ -82,9 +101,13 @@ class HotFamily:
     def histogram_family(self, rows: list[RowSnapshot]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.histogram.name, self.histogram.description, labels=self.sorted_keys,
                                        unit=self.unit)
+        bounds = self.table.bounds
         for row in rows:
-            family.add_metric(self.sorted_values(row.key), list(zip(self.le_texts, accumulate(row.counts))),
-                              sum_value=row.sum)
+            buckets = list(zip(self.le_texts, accumulate(row.counts)))
+            if row.exemplars:
+                for index, exemplar in bucket_exemplars(bounds, row.exemplars).items():
+                    buckets[index] = (*buckets[index], exemplar)
+            family.add_metric(self.sorted_values(row.key), buckets, sum_value=row.sum)
         return family
 
 

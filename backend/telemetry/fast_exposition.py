@@ -16,10 +16,10 @@ test holds it to that. It is used only where that holds: text 0.0.4 and
 escaping (the legacy names of the hot families read the same under both).
 Other negotiations (``dots``, ``values``) take the generic path.
 
-Exemplars (OpenMetrics only) would be written at the end of a bucket line;
-prometheus_client's ``HistogramMetricFamily`` takes them as a third bucket
-element, so both paths can grow them together. Today the bridge never
-exposes exemplars (they travel over OTLP), and neither path writes them.
+Exemplars (only with tracing on, and only in OpenMetrics: the text format
+has none) end a bucket line, ``# {span_id="...",trace_id="..."} value
+timestamp``, as prometheus_client writes them; both paths take them from
+:func:`telemetry.direct.bucket_exemplars`.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:  # only prometheus_client at import: the 503 answer works without the SDK
     from .direct import DirectSource, HotFamily
+    from prometheus_client.samples import Exemplar
     from .histograms import RowSnapshot
 
 TEXT = "text"
@@ -59,6 +60,14 @@ def count_text(count: int) -> str:
 
 def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exemplar_text(exemplar: "Exemplar") -> str:
+    """`` # {labels} value timestamp``: an OpenMetrics exemplar as prometheus_client writes it."""
+    labels = ",".join(f'{name}="{escape_label_value(value)}"' for name, value in sorted(exemplar.labels.items()))
+    if exemplar.timestamp is None:
+        return f" # {{{labels}}} {go_float(exemplar.value)}"
+    return f" # {{{labels}}} {go_float(exemplar.value)} {exemplar.timestamp}"
 
 
 def escape_help(text: str, fmt: str) -> str:
@@ -151,6 +160,7 @@ class _FamilyText:
         out.append(self.headers[fmt][1])
         bucket, count_name, sum_name, le_parts = self.bucket_sample, self.count_sample, self.sum_sample, self.le_parts
         row_text, append, extend = self.row_text, out.append, out.extend
+        exemplars = fmt == OPENMETRICS
         for row in rows:
             labels, low, high = row_text(row.key)
             cumulative = 0
@@ -158,6 +168,11 @@ class _FamilyText:
             for le, count in zip(le_parts, row.counts):
                 cumulative += count
                 lines.append(f"{bucket}{low}{le}{high} {count_text(cumulative)}\n")
+            if exemplars and row.exemplars:
+                from .direct import bucket_exemplars
+
+                for index, exemplar in bucket_exemplars(self.family.table.bounds, row.exemplars).items():
+                    lines[index] = lines[index][:-1] + exemplar_text(exemplar) + "\n"
             extend(lines)
             append(f"{count_name}{labels} {count_text(row.count)}\n")
             append(f"{sum_name}{labels} {go_float(row.sum)}\n")

@@ -94,7 +94,8 @@ class HistogramTable:
         self._attributes: dict[tuple, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-    def add(self, key: tuple, value: float, span_context=None) -> None:
+    def add(self, key: tuple, value: float, span_context=None, observed_ns: int | None = None) -> None:
+        """One value; with ``span_context`` it becomes its bucket's exemplar, timed ``observed_ns``."""
         index = bisect_left(self.bounds, value)
         with self._lock:
             row = self._rows.get(key)
@@ -109,8 +110,8 @@ class HistogramTable:
             if value > row.max:
                 row.max = value
             if span_context is not None:
-                row.exemplars[index] = Exemplar({}, value, time.time_ns(), span_context.span_id,
-                                                span_context.trace_id)
+                row.exemplars[index] = Exemplar({}, value, observed_ns or time.time_ns(),
+                                                span_context.span_id, span_context.trace_id)
 
     def snapshot(self) -> list[RowSnapshot]:
         """Every row as it is now, in the order rows were first seen (one lock, one instant)."""

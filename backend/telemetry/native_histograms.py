@@ -144,8 +144,8 @@ class NativeHistograms(ProducedHistograms):
         if table.family.name in NATIVE_FAMILIES:
             twin, classic_add = self.track(table.family, table.label_keys), table.add
 
-            def add_both(key, value, span_context=None):
-                classic_add(key, value, span_context)
+            def add_both(key, value, span_context=None, observed_ns=None):
+                classic_add(key, value, span_context, observed_ns)
                 twin.add(key, value)
             table.add = add_both  # the drain looks `add` up on the instance at each run
         return table

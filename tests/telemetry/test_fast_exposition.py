@@ -3,13 +3,14 @@
 The oracle is prometheus_client itself: ``generate_latest`` and
 ``openmetrics.generate_latest`` rendering the same families (the generic
 path), for every ``Accept`` header negotiation can answer, after random and
-adversarial label values, ``_overflow`` folds, float sums and repeated scrapes
-with new and changed rows. The hot families' ``_count`` and ``_total`` come
+adversarial label values, exemplars, ``_overflow`` folds, float sums and
+repeated scrapes with new and changed rows. The hot families' ``_count`` and ``_total`` come
 from one snapshot, even while other threads record and drain.
 """
 import math
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, TraceFlags
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
@@ -110,8 +112,11 @@ def assert_same(scraped, accepts=ACCEPTS):
         assert fast.body == generic.body, accept
 
 
+span_contexts = st.one_of(st.none(), st.builds(  # sampled ones become exemplars (OpenMetrics only)
+    SpanContext, trace_id=st.integers(1, 2**128 - 1), span_id=st.integers(1, 2**64 - 1), is_remote=st.just(False),
+    trace_flags=st.sampled_from([TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)])))
 notes = st.lists(st.tuples(st.sampled_from(["GET", "POST", "_OTHER"]), label_values, st.sampled_from(["200", "404"]),
-                           durations), max_size=25)
+                           durations, span_contexts), max_size=25)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -121,11 +126,30 @@ notes = st.lists(st.tuples(st.sampled_from(["GET", "POST", "_OTHER"]), label_val
 def test_cached_encoder_writes_what_prometheus_client_writes(scraped, scrapes, cap):
     s = scraped(cap)
     for http_notes, db_notes in scrapes:  # repeated scrapes: new rows, changed rows, unchanged rows
-        for method, endpoint, status, seconds in http_notes:
-            s.http.note((method, endpoint, status), seconds)
+        for method, endpoint, status, seconds, span_context in http_notes:
+            s.http.note_with_span((method, endpoint, status), seconds, span_context)
         for operation, seconds in db_notes:
             s.db.note((operation,), seconds)
         assert_same(s, FAST_ACCEPTS + [ACCEPTS[-1]])
+
+
+def test_exemplars_end_openmetrics_bucket_lines_only(scraped):
+    s = scraped()
+    sampled = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False, TraceFlags(TraceFlags.SAMPLED))
+    unsampled = SpanContext(0x1, 0x2, False, TraceFlags(TraceFlags.DEFAULT))
+    s.http.note_with_span(("GET", "/a", "200"), 0.07, sampled)  # bucket le="0.1"
+    s.http.note_with_span(("GET", "/a", "200"), 0.3, unsampled)  # bucket le="0.5": no exemplar
+    s.http.note(("GET", "/a", "200"), 3.0)
+    assert_same(s)
+    openmetrics = s.fast.render("application/openmetrics-text; version=1.0.0").body.decode()
+    lines = [line for line in openmetrics.splitlines() if " # {" in line]
+    assert len(lines) == 1, lines
+    head, exemplar = lines[0].split(" # ")
+    assert head == 'sublarr_http_request_duration_seconds_bucket{endpoint="/a",le="0.1",method="GET",status="200"} 1.0'
+    labels, value, timestamp = exemplar.split(" ")
+    assert labels == '{span_id="00f067aa0ba902b7",trace_id="4bf92f3577b34da6a3ce929d0e0e4736"}' and value == "0.07"
+    assert abs(float(timestamp) - time.time()) < 60  # when it was observed, in seconds
+    assert " # {" not in s.fast.render("text/plain").body.decode(), "the text format has no exemplars"
 
 
 def test_every_negotiation_gives_the_generic_bytes(scraped):

@@ -726,3 +726,60 @@ def _ok(url):
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.e2e
+def test_exemplars_on_metrics_reach_prometheus_and_name_received_spans(debug_collector, prometheus_factory, tmp_path,
+                                                                        monkeypatch):
+    """The direct path: Prometheus (exemplar storage on) scrapes OpenMetrics from /metrics and
+    stores exemplars whose trace and span ids are those of request spans at the real collector."""
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+
+    for key, value in collector_env(debug_collector, OTEL_SERVICE_NAME="sublarr-exemplars",
+                                    OTEL_METRICS_EXPORTER="prometheus").items():
+        monkeypatch.setenv(key, value)
+    app, telemetry = make_refapp(tmp_path, Settings.from_env())
+    instance_id = telemetry.pipeline.instance_id
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.time() - 5
+    try:
+        prometheus = prometheus_factory(
+            {"global": {"scrape_interval": "1s"},
+             "scrape_configs": [{"job_name": "sublarr", "static_configs": [
+                 {"targets": [f"127.0.0.1:{server.server_port}"]}]}]},
+            flags=["--enable-feature=exemplar-storage"])
+        client = app.test_client()
+        client.post("/api/v1/wanted", json={"title": "Show", "language": "de"})
+        for _ in range(3):
+            assert client.post("/api/v1/wanted/1/search").status_code == 200
+
+        def stored(metric):
+            def read():
+                found = prometheus.api("query_exemplars", query=metric, start=started, end=time.time() + 60)
+                exemplars = [e for series in found for e in series["exemplars"]]
+                return exemplars or None
+            return read
+        http = wait_for(stored("sublarr_http_request_duration_seconds_bucket"), timeout=60,
+                        what="request exemplars in Prometheus")
+        queries = wait_for(stored("sublarr_db_query_duration_seconds_bucket"), timeout=30,
+                           what="query exemplars in Prometheus")
+    finally:
+        server.shutdown()
+        close_refapp(app, telemetry)  # flushes the spans to the collector
+
+    def received():
+        spans, _ = parse_debug_log(collector_log(debug_collector))
+        mine = [s for s in spans if s["resource"].get("service.instance.id") == instance_id]
+        return mine if any(s["Kind"] == "Server" for s in mine) else None
+    spans = wait_for(received, timeout=30, interval=0.5, what="the request spans at the collector")
+    requests_ = {(s["Trace ID"], s["ID"]) for s in spans if s["Kind"] == "Server"}
+    traces = {s["Trace ID"] for s in spans}
+    for exemplar in http:
+        labels = exemplar["labels"]
+        assert (labels["trace_id"], labels["span_id"]) in requests_, labels
+        assert exemplar["timestamp"] >= started
+    assert {e["labels"]["trace_id"] for e in queries} <= traces
