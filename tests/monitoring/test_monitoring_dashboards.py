@@ -94,7 +94,9 @@ def test_stable_uids_and_no_import_placeholders(built):
 def test_datasource_and_label_variables(built):
     for uid, data in built.items():
         variables = {v["name"]: v for v in data["templating"]["list"]}
-        assert set(variables) == {"datasource", "job", "instance"}, uid
+        assert set(variables) == {"datasource", "job", "instance", "traces"}, uid
+        traces = variables["traces"]
+        assert traces["type"] == "datasource" and traces["query"] == "tempo" and not traces.get("current"), uid
         ds = variables["datasource"]
         assert ds["type"] == "datasource" and ds["query"] == "prometheus", uid
         assert ds["current"]["value"] == "sublarr-prometheus"
@@ -105,6 +107,38 @@ def test_datasource_and_label_variables(built):
             assert var["query"].startswith("label_values(sublarr_info") and var["query"].endswith(f", {name})")
             assert var["refresh"] in (1, 2), "options must be read from Prometheus, not stored"
         assert '{job=~"$job"}' in variables["instance"]["query"], "instance options follow the job choice"
+
+
+EXEMPLAR_FAMILIES = ("sublarr_http_request_duration_seconds", "sublarr_db_query_duration_seconds")
+
+
+def test_latency_panels_of_traced_families_show_exemplars_linked_to_the_traces_variable(built):
+    """The request and query latency panels ask for exemplars (the direct path serves them in
+    OpenMetrics), and an exemplar's trace_id opens the datasource the ``traces`` variable selects."""
+    found = []
+    for uid, data in built.items():
+        for panel in _all_panels(data):
+            exprs = [t.get("expr", "") for t in panel.get("targets", [])]
+            traced = panel["type"] == "timeseries" and any(
+                "histogram_quantile" in e and any(f in e for f in EXEMPLAR_FAMILIES) for e in exprs)
+            asked = [t.get("exemplar", False) for t in panel.get("targets", [])]
+            if not traced:
+                assert not any(asked), (uid, panel["title"], "exemplars only where they exist")
+                continue
+            found.append(panel["title"])
+            assert all(asked), (uid, panel["title"])
+            (override,) = [o for o in panel["fieldConfig"]["overrides"]
+                           if o["matcher"] == {"id": "byName", "options": "trace_id"}]
+            (link,) = override["properties"][0]["value"]
+            assert override["properties"][0]["id"] == "links"
+            assert link["internal"]["datasourceUid"] == "${traces}" and link["internal"]["query"]["query"] == "${__value.raw}"
+    assert sorted(found) == ["Query p95 by operation", "p95 latency by endpoint"], found
+
+
+def _all_panels(data):
+    for panel in data.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
 
 
 def test_panels_are_current_types_with_unit_description_and_datasource(built):
@@ -247,3 +281,15 @@ def test_redis_row_is_collapsed_and_holds_its_panels(built):
                 assert {p["title"] for p in panels} == {"Redis connection", "Redis memory"}
                 row = next(p for p in dashboard["panels"] if p.get("title") == title)
                 assert row["panels"] == panels  # nested, as Grafana wants for a collapsed row
+
+
+def test_trace_datasource_is_provisioned_only_when_copied_into_place():
+    import yaml
+
+    folder = REPO / "monitoring" / "grafana" / "provisioning" / "datasources"
+    example = yaml.safe_load((folder / "tempo.yaml.example").read_text())
+    (tempo,) = example["datasources"]
+    assert tempo["type"] == "tempo" and tempo["uid"]
+    provisioned = [yaml.safe_load(p.read_text()) for p in folder.iterdir() if p.suffix in (".yaml", ".yml")]
+    types = {d["type"] for f in provisioned for d in f["datasources"]}
+    assert types == {"prometheus"}, "Grafana reads *.yaml only: the example stays inert until copied"

@@ -16,7 +16,10 @@ tests/monitoring checks):
   server, the database) are read by every process that can see it, so they
   aggregate with ``max`` instead: summing would count the same queue once per
   web worker;
-- every panel has a unit and a description, and is a current panel type.
+- every panel has a unit and a description, and is a current panel type;
+- latency panels of the families that carry exemplars (requests, queries)
+  ask for them, and their ``trace_id`` links to the trace datasource the
+  ``traces`` variable selects (empty until one is provisioned).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ DATASOURCE_UID = "sublarr-prometheus"
 DATASOURCE_NAME = "Prometheus"
 DS = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["sublarr"]
+TRACES_VARIABLE = "traces"
+"""The dashboard variable selecting the trace datasource exemplars link to."""
 
 SELECTOR = 'job=~"$job", instance=~"$instance"'
 """Label matchers every panel query carries."""
@@ -124,11 +129,13 @@ def cache_rate(metric: str) -> str:
 class Target:
     """One Prometheus query of a panel."""
 
-    def __init__(self, expr: str, legend: str = "__auto", *, instant: bool = False, table: bool = False):
+    def __init__(self, expr: str, legend: str = "__auto", *, instant: bool = False, table: bool = False,
+                 exemplar: bool = False):
         self.expr = expr
         self.legend = legend
         self.instant = instant
         self.table = table
+        self.exemplar = exemplar
 
     def build(self, ref_id: str) -> prometheus.Dataquery:
         query = (prometheus.Dataquery().expr(self.expr).ref_id(ref_id).datasource(DS)
@@ -137,7 +144,18 @@ class Target:
             query = query.instant()
         if self.table:
             query = query.format(PromQueryFormat.TABLE)
+        if self.exemplar:
+            query = query.exemplar(True)
         return query
+
+
+def trace_links(panel):
+    """Exemplars' ``trace_id`` opens the trace in the datasource ``$traces`` selects."""
+    link = {"title": "Open trace ${__value.raw}", "url": "",
+            "internal": {"datasourceUid": "${%s}" % TRACES_VARIABLE,
+                         "datasourceName": "${%s:text}" % TRACES_VARIABLE,
+                         "query": {"query": "${__value.raw}", "queryType": "traceql"}}}
+    return panel.override_by_name("trace_id", [models.DynamicConfigValue(id_val="links", value=[link])])
 
 
 def _targets(panel, targets: Iterable[Target | str]):
@@ -173,7 +191,8 @@ def _base(panel, title: str, description: str, unit: str, targets, *, width: int
 
 def timeseries_panel(title: str, description: str, unit: str, targets, *, width: int = 12,
                      height: int = 8, stack: bool = False, min_value=None, max_value=None,
-                     thresholds=None):
+                     thresholds=None, exemplars: bool = False):
+    """``exemplars``: every target asks for exemplars, linked to the ``traces`` datasource."""
     panel = (timeseries.Panel().fill_opacity(10).line_width(1).show_points(common_models.VisibilityMode.NEVER)
              .legend(common_builders.VizLegendOptions().show_legend(True)
                      .display_mode(common_models.LegendDisplayMode.LIST)
@@ -182,6 +201,11 @@ def timeseries_panel(title: str, description: str, unit: str, targets, *, width:
                       .sort(common_models.SortOrder.DESCENDING)))
     if stack:
         panel = panel.stacking(common_builders.StackingConfig().mode(common_models.StackingMode.NORMAL))
+    if exemplars:
+        targets = [target if isinstance(target, Target) else Target(target) for target in targets]
+        for target in targets:
+            target.exemplar = True
+        panel = trace_links(panel)
     return _base(panel, title, description, unit, targets, width=width, height=height,
                  thresholds=thresholds or [(None, GREEN)], min_value=min_value, max_value=max_value)
 
@@ -256,7 +280,10 @@ def _variables() -> list:
     instance = label_variable("instance", "Instance", 'label_values(sublarr_info{job=~"$job"}, instance)',
                               "One process: host:port when scraped directly, service.instance.id "
                               "when pushed through the collector.")
-    return [datasource, job, instance]
+    traces = (db.DatasourceVariable(TRACES_VARIABLE).label("Traces").type("tempo")
+              .description("The trace datasource (Tempo) that exemplars on the latency panels link to. "
+                           "Empty until one is provisioned: see monitoring/README.md, Traces from exemplars."))
+    return [datasource, job, instance, traces]
 
 
 def new_dashboard(uid: str, title: str, description: str) -> db.Dashboard:

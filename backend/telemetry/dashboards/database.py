@@ -60,9 +60,11 @@ def queries_row(d: db.Dashboard) -> db.Dashboard:
                 "processes (RQ workers included).", OPS,
                 [Target(rate("sublarr_db_queries_total", ("operation",)), "{{operation}}")], stack=True))
             .with_panel(timeseries_panel(
-                "Query p95 by operation", "95th percentile of statement execution time, by operation.",
+                "Query p95 by operation", "95th percentile of statement execution time, by operation. "
+                "With tracing on, exemplars mark sampled statements; their trace_id opens the trace in "
+                "$traces.",
                 SECONDS, [Target(quantile(0.95, "sublarr_db_query_duration_seconds", ("operation",)),
-                                 "{{operation}}")])))
+                                 "{{operation}}")], exemplars=True)))
 
 
 def cache_row(d: db.Dashboard) -> db.Dashboard:

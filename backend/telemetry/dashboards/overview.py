@@ -100,9 +100,10 @@ def http_row(d: db.Dashboard) -> db.Dashboard:
                 width=8, stack=True))
             .with_panel(timeseries_panel(
                 "p95 latency by endpoint", "95th percentile of the time until a response starts, by "
-                "route template (<unmatched>: no route matched).", SECONDS,
+                "route template (<unmatched>: no route matched). With tracing on, exemplars mark "
+                "sampled requests; their trace_id opens the trace in $traces.", SECONDS,
                 [Target(quantile(0.95, "sublarr_http_request_duration_seconds", ("endpoint",)),
-                        "{{endpoint}}")], width=8))
+                        "{{endpoint}}")], width=8, exemplars=True))
             .with_panel(timeseries_panel(
                 "Requests in progress", "HTTP requests being served right now, over all processes.",
                 COUNT, [Target(per_process("sublarr_http_requests_in_progress"), "in progress")],
