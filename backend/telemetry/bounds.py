@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterable
 
 from .catalog import Label
+from .labels import as_text
 
 
 class BoundedValues:
@@ -22,7 +23,7 @@ class BoundedValues:
         self._lock = threading.Lock()
 
     def __call__(self, value: object) -> str:
-        text = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else as_text(value)
         label = self.label
         if label.values is not None:
             if text in label.values:

@@ -21,6 +21,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from . import catalog
 from .catalog import Kind
 from .discovery import Missing
+from .labels import LabelSanitizer
 from .sources import Source, constant
 from .state import breakers as breaker_state
 from .state import cache as cache_state
@@ -71,8 +72,10 @@ class StateTargets:
 
 class CallbackLayer:
     def __init__(self, meter: Meter, targets: StateTargets, *, budget: float = 1.0,
-                 redis_timeout: float = 0.5, max_points: int = 1000, overflow=None):
+                 redis_timeout: float = 0.5, max_points: int = 1000, overflow=None,
+                 sanitizer: LabelSanitizer | None = None):
         self.targets = targets
+        self._sanitizer = sanitizer if sanitizer is not None else LabelSanitizer()
         self._max_points = max_points
         self._overflow = overflow
         self._probe_engines: dict[int, Any] = {}
@@ -93,7 +96,7 @@ class CallbackLayer:
             "queue": Source("queue", self._read_queue, budget=budget),
             "breakers": Source("breakers", self._read_breakers, inline=True, stale_after=0.5),
             "process": Source("process", self._sampler.read, inline=True),
-            "disk": Source("disk", lambda: process_state.read_disks(targets.disk_paths), budget=budget),
+            "disk": Source("disk", self._read_disks, budget=budget),
             "info": constant("info", targets.version),
         }
         self._emitters: dict[str, tuple[str, Callable[[Any], Points]]] = {
@@ -114,7 +117,7 @@ class CallbackLayer:
             "sublarr_circuit_breaker_state": ("breakers", lambda rs: [(b.state, {"provider": b.provider}) for b in rs]),
             "sublarr_cpu_usage_percent": ("process", lambda r: [(r.cpu_percent, {})]),
             "sublarr_memory_usage_bytes": ("process", lambda r: [(r.rss_bytes, {})]),
-            "sublarr_disk_usage_percent": ("disk", lambda rs: [(d.used_percent, {"mount": d.path}) for d in rs]),
+            "sublarr_disk_usage_percent": ("disk", lambda r: [(d.used_percent, {"mount": d.path}) for d in r.disks]),
             "sublarr_info": ("info", lambda version: [(1, {"version": version})]),
         }
         first = True
@@ -147,8 +150,10 @@ class CallbackLayer:
         reading = source.get()
         if reading is None:
             return []
+        clean = self._sanitizer.clean_attributes  # state read from outside: any text at all
         try:
-            points = [Observation(value, attrs) for value, attrs in emit(reading)]
+            points = [Observation(value, clean(family_name, attrs) if attrs else attrs)
+                      for value, attrs in emit(reading)]
         except Exception as exc:  # noqa: BLE001 - a bad reading loses only this family
             source.report(f"{family_name}: {type(exc).__name__}: {exc}")
             return []
@@ -239,6 +244,12 @@ class CallbackLayer:
             from .state import database as db_state
             probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
         return probe
+
+    def _read_disks(self):
+        reading = process_state.read_disks(self.targets.disk_paths)
+        for problem in reading.errors:  # the other paths are still served
+            self.sources["disk"].report(problem, error=True)
+        return reading
 
     def _read_cache(self):
         cache = self.targets.cache()

@@ -8,6 +8,10 @@ whose labels all read ``_overflow``, the folded recordings are counted in
 ``sublarr_telemetry_series_overflow_total{family}``, and the first fold of a
 family is logged once. Checks happen off the hot path where the recorder
 allows it (at drain time for HTTP and queries).
+
+A guard is also where label values are made safe to expose: the first time
+it sees a label set it passes it through the pipeline's
+:class:`~telemetry.labels.LabelSanitizer` (see :mod:`telemetry.labels`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import catalog
 from .catalog import OVERFLOW
+from .labels import LabelSanitizer
 
 _log = logging.getLogger("telemetry.cardinality")
 DEFAULT_MAX_SERIES = 1000
@@ -56,13 +61,19 @@ class OverflowCounter:
 
 
 class SeriesGuard:
-    """Admits label-value tuples of one family up to ``cap`` distinct ones."""
+    """Admits label-value tuples of one family up to ``cap`` distinct ones, sanitised.
 
-    def __init__(self, family: str, label_keys: Sequence[str], cap: int, overflow: OverflowCounter | None):
+    ``admit`` returns the label values to record: the sanitised ones for an
+    admitted set (remembered, so a set is cleaned once), or the overflow set.
+    """
+
+    def __init__(self, family: str, label_keys: Sequence[str], cap: int, overflow: OverflowCounter | None,
+                 sanitizer: LabelSanitizer | None = None):
         self.family = family
         self.cap = cap
         self.overflow_key = tuple(OVERFLOW for _ in label_keys)
-        self._seen: set[tuple] = set()
+        self._seen: dict[tuple, tuple] = {}
+        self._sanitizer = sanitizer if sanitizer is not None else LabelSanitizer()
         self._lock = threading.Lock()
         self._counter = overflow
         self._warned = False
@@ -70,14 +81,16 @@ class SeriesGuard:
             overflow.watch(family)
 
     def admit(self, key: tuple) -> tuple:
-        if key in self._seen:
-            return key
+        admitted = self._seen.get(key)
+        if admitted is not None:
+            return admitted
         with self._lock:
-            if key in self._seen:
-                return key
+            admitted = self._seen.get(key)
+            if admitted is not None:
+                return admitted
             if len(self._seen) < self.cap or not key:
-                self._seen.add(key)
-                return key
+                admitted = self._seen[key] = self._sanitizer.clean(self.family, key)
+                return admitted
         if self._counter is not None:
             self._counter.add(self.family)
         if not self._warned:
@@ -85,3 +98,8 @@ class SeriesGuard:
             _log.warning("sublarr telemetry: %s reached its cap of %d label sets; new ones are folded into "
                          "the _overflow series (SUBLARR_METRICS_MAX_SERIES raises the cap)", self.family, self.cap)
         return self.overflow_key
+
+
+def standalone_guard(family: catalog.Family) -> SeriesGuard:
+    """A guard for a recorder built outside a pipeline: still capped and sanitised, not counted."""
+    return SeriesGuard(family.name, family.label_keys, DEFAULT_MAX_SERIES, None)

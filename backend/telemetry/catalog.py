@@ -272,6 +272,11 @@ FAMILIES: tuple[Family, ...] = (
            "Recordings folded into a family's `_overflow` series because it reached its series cap.",
            "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
            source="cardinality guard"),
+    Family("sublarr_telemetry_label_values_sanitized_total", Kind.COUNTER, "",
+           "Distinct label values rewritten so the exposition stays valid: surrogates, undecodable bytes and "
+           "control characters became U+FFFD, values over 256 characters were cut.",
+           "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
+           source="label sanitiser"),
 )
 
 _BY_NAME = {family.name: family for family in FAMILIES}

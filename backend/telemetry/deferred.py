@@ -24,6 +24,7 @@ from time import time_ns
 
 from opentelemetry.trace import get_current_span
 
+from .cardinality import standalone_guard
 from .catalog import Family
 from .histograms import HistogramTable, ProducedHistograms
 
@@ -38,7 +39,8 @@ class DeferredHistogram:
         if histogram_family.label_keys != counter_family.label_keys:
             raise ValueError(f"{histogram_family.name} and {counter_family.name} need the same labels")
         self.label_keys: Sequence[str] = histogram_family.label_keys
-        self._guard = guard
+        # Every new label set passes the guard (cap and sanitising) at drain time.
+        self._guard = guard if guard is not None else standalone_guard(counter_family)
         # Aggregated here and handed to the readers (see telemetry.histograms): an
         # SDK record per value cost more CPU than the whole request path.
         self.table = HistogramTable(histogram_family, counter_family=counter_family)
@@ -84,8 +86,7 @@ class DeferredHistogram:
                 item = pending.popleft()
                 key, value = item[0], item[1]
                 if key not in admitted:
-                    if guard is not None:
-                        key = guard.admit(key)
+                    key = guard.admit(key)  # cap and sanitising, once per label set
                     admitted.add(key)
                 if len(item) == 4:
                     add(key, value, item[2], item[3])

@@ -12,6 +12,7 @@ from opentelemetry.metrics import Meter
 
 from . import catalog
 from .bounds import BoundedValues
+from .cardinality import standalone_guard
 
 
 class JobMetrics:
@@ -33,13 +34,11 @@ class JobMetrics:
         self.queue = BoundedValues(outcomes.label("queue"))
         self.function = BoundedValues(function_label, functions)
         self.status = BoundedValues(outcomes.label("status"))
-        self._guard = (guards or (lambda family: None))(outcomes)
+        self._guard = (guards or standalone_guard)(outcomes)
         self._exponential = native.track(duration, ("queue", "function", "status")) if native else None
 
     def job_finished(self, queue: str, function: str, status: str, seconds: float) -> None:
-        values = (self.queue(queue), self.function(function or "other"), self.status(status))
-        if self._guard is not None:
-            values = self._guard.admit(values)
+        values = self._guard.admit((self.queue(queue), self.function(function or "other"), self.status(status)))
         attributes = dict(zip(("queue", "function", "status"), values))
         self._outcomes.add(1, attributes)
         self._duration.record(max(float(seconds), 0.0), attributes)

@@ -32,6 +32,7 @@ from .fast_exposition import CachedExposition
 from .export import ProcessLocalReader, build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
+from .labels import LabelSanitizer
 from .native_histograms import NativeHistograms, build_produced
 from .provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
 from .settings import Settings
@@ -190,9 +191,10 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     direct = DirectSource(produced, sdk_registry)
     registry.register(direct)
     overflow = OverflowCounter()
+    sanitizer = LabelSanitizer()  # the one boundary every label value passes (telemetry.labels)
 
     def guard(family: catalog.Family) -> SeriesGuard:
-        return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow)
+        return SeriesGuard(family.name, family.label_keys, settings.max_series, overflow, sanitizer)
     queries = QueryMetrics(guard=guard(catalog.family("sublarr_db_queries_total")), exemplars=tracing,
                            produced=produced)
     http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing,
@@ -202,8 +204,9 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
                       native=produced if isinstance(produced, NativeHistograms) else None)
     targets = targets_for(queries)
     callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout,
-                              max_points=settings.max_series, overflow=overflow)
+                              max_points=settings.max_series, overflow=overflow, sanitizer=sanitizer)
     overflow.register(meter)  # last: it observes what the callbacks above folded
+    sanitizer.register(meter)  # likewise: it observes what the recorders above rewrote
     tracer_provider = None
     if tracing:
         from .tracing import build_tracer_provider

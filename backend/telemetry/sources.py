@@ -166,9 +166,15 @@ class Source(Generic[T]):
         if recovered:
             self._log.warning("telemetry source %r recovered", self.name)
 
-    def report(self, message: str) -> None:
-        """A reading arrived but part of it failed: log once, keep the source up."""
+    def report(self, message: str, error: bool = False) -> None:
+        """A reading arrived but part of it failed: log once, keep the source up.
+
+        ``error``: also count it in the source's errors (a configured item,
+        such as one disk path, could not be read).
+        """
         with self._lock:
+            if error:
+                self.health.errors += 1
             new = message not in self.health.reported
             if new and len(self.health.reported) < 100:
                 self.health.reported.add(message)

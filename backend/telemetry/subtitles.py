@@ -11,6 +11,7 @@ from opentelemetry.metrics import Meter
 
 from . import catalog
 from .bounds import BoundedValues
+from .cardinality import SeriesGuard, standalone_guard
 
 
 class SubtitleMetrics:
@@ -30,7 +31,7 @@ class SubtitleMetrics:
         self.translation_status = BoundedValues(translations.label("status"))
         self.search_status = BoundedValues(searches.label("status"))
         self.format = BoundedValues(translations.label("format"))
-        self._guards = guards or (lambda family: None)
+        self._guards = guards or standalone_guard
         self._guard_translations = self._guards(translations)
         self._guard_searches = self._guards(searches)
         self._guard_downloads = self._guards(downloads)
@@ -50,11 +51,9 @@ class SubtitleMetrics:
                                         (self.provider(provider), self.format(fmt))))
 
 
-def _guarded(guard, keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
-    """Attributes for one recording, folded to ``_overflow`` past the family's cap."""
-    if guard is not None:
-        values = guard.admit(values)
-    return dict(zip(keys, values))
+def _guarded(guard: SeriesGuard, keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    """Attributes for one recording: sanitised, and folded to ``_overflow`` past the family's cap."""
+    return dict(zip(keys, guard.admit(values)))
 
 
 def _counter(meter: Meter, family: catalog.Family):

@@ -63,7 +63,7 @@ def test_memory_queue_without_count_methods_uses_list_lengths():
 
 
 def test_disk_usage_matches_the_file_system(tmp_path):
-    (reading,) = read_disks([str(tmp_path)])
+    (reading,) = read_disks([str(tmp_path)]).disks
     usage = shutil.disk_usage(tmp_path)
     assert reading.path == str(tmp_path)
     assert reading.used_percent == pytest.approx(100 * usage.used / usage.total, abs=1.0)

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..labels import as_text
+
 STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "half-open": 2, "halfopen": 2}
 
 
@@ -28,5 +30,5 @@ def read_breakers(breakers: Mapping[str, Any]) -> tuple[BreakerReading, ...]:
     for name, breaker in list(breakers.items()):
         value = state_value(getattr(breaker, "state", None))
         if value is not None:
-            readings.append(BreakerReading(str(name), value))
+            readings.append(BreakerReading(as_text(name), value))
     return tuple(readings)

@@ -73,11 +73,23 @@ def mount_label(entry: str) -> tuple[str, str]:
     return (label, path) if sep and label and path.startswith("/") else (entry, entry)
 
 
-def read_disks(paths: Iterable[str]) -> tuple[DiskReading, ...]:
+@dataclass(frozen=True)
+class DiskReadings:
+    """Every path read alone: one missing or unreadable path hides none of the others."""
+
+    disks: tuple[DiskReading, ...]
+    errors: tuple[str, ...] = ()
+
+
+def read_disks(paths: Iterable[str]) -> DiskReadings:
     """``DiskReading.path`` carries the ``mount`` label (``config`` for ``config=/config``)."""
-    readings = []
+    readings, errors = [], []
     for entry in paths:
         label, path = mount_label(entry)
-        usage = shutil.disk_usage(path)
+        try:
+            usage = shutil.disk_usage(path)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            errors.append(f"disk path {path!r}: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}")
+            continue
         readings.append(DiskReading(label, 100.0 * usage.used / usage.total if usage.total else 0.0))
-    return tuple(readings)
+    return DiskReadings(tuple(readings), tuple(errors))
