@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import catalog, events
 from .catalog import SCRAPE_ENVIRON_KEY
-from .settings import Settings, SettingsError
+from .settings import LISTEN_ACCEPTED, Settings, SettingsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -123,7 +123,15 @@ class Telemetry:
         if settings.listen is not None:
             from .listener import MetricsListener
             host, port = settings.listen
-            self.listener = MetricsListener(host, port, settings.path, self.respond).start()
+            try:
+                self.listener = MetricsListener(host, port, settings.path, self.respond).start()
+            except (OSError, UnicodeError) as exc:  # busy port, unknown host, no such interface
+                self.shutdown()
+                app.extensions.pop(EXTENSION_KEY, None)
+                raise TelemetryConfigError(
+                    f"SUBLARR_METRICS_LISTEN={_listen_text(host, port)!r} cannot be listened on "
+                    f"({getattr(exc, 'strerror', None) or exc}): accepted values are {LISTEN_ACCEPTED} "
+                    "of an address of this host that no other program listens on") from None
             _log.info("sublarr telemetry: metrics on http://%s:%d%s", host, self.listener.port, settings.path)
         else:
             self._serve_in_app(app, settings)
@@ -408,6 +416,10 @@ def _host_metrics_routes(app: "Flask | None") -> tuple[str, ...]:
     return tuple(sorted(rule.rule for rule in app.url_map.iter_rules()
                         if rule.endpoint != METRICS_ENDPOINT and not rule.arguments
                         and rule.rule.rstrip("/").rsplit("/", 1)[-1] == "metrics"))
+
+
+def _listen_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _match_route(app: "Flask", environ: dict) -> str:

@@ -6,6 +6,7 @@ processes cannot share one port: they push over OTLP instead.
 """
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 
@@ -14,19 +15,42 @@ from .exposition import Exposition
 Respond = Callable[[str | None, str | None, str | None], Exposition]
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; raises ``OSError`` saying why not.
+
+    The address family is chosen as werkzeug chooses it (IPv6 when the host
+    holds a ':'), so the server it builds on this descriptor agrees.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)[0][4]
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(128)
+    except BaseException:
+        listening.close()
+        raise
+    return listening
+
+
 class MetricsListener:
     def __init__(self, host: str, port: int, path: str, respond: Respond):
         from werkzeug.serving import make_server
 
         self.path = path
         self._respond = respond
-        self._server = make_server(host, port, self._wsgi, threaded=True)
+        listening = bind(host, port)
+        try:  # werkzeug's own bind would print and sys.exit() on a busy port or an unknown host
+            self._server = make_server(host, port, self._wsgi, threaded=True, fd=listening.fileno())
+        finally:
+            listening.close()  # the server holds its own duplicate of the descriptor
         self._thread = threading.Thread(target=self._server.serve_forever, name="sublarr-metrics-listener",
                                         daemon=True)
 
     @property
     def port(self) -> int:
-        return self._server.server_port
+        return self._server.port  # the bound one when 0 was asked for
 
     def start(self) -> "MetricsListener":
         self._thread.start()
