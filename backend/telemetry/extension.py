@@ -234,6 +234,7 @@ class Telemetry:
         self._middleware = HttpMetricsMiddleware(
             app.wsgi_app, self.pipeline.http, path_filter,
             route_for_environ=lambda environ: _match_route(app, environ),
+            unmeasured_routes=() if settings.listen is not None else (settings.path,),
             **({"clock": self._clock} if self._clock is not None else {}))
         app.wsgi_app = self._middleware
         if self.pipeline.tracer_provider is not None:

@@ -11,6 +11,7 @@ matching the URL map again, on that rare path only.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - a Flask without it falls back to the p
     _request_context_var = None
 
 _perf_counter = time.perf_counter
+_REPEATED_SLASHES = re.compile("/{2,}")
 
 
 _METHODS = {method: method for method in HTTP_METHODS}
@@ -66,6 +68,10 @@ class PathFilter:
         return cls(exact, prefixes)
 
     def excluded(self, path: str) -> bool:
+        """Also true for another spelling the router accepts: werkzeug merges
+        repeated slashes, so ``//metrics`` reaches the metrics route."""
+        if "//" in path:
+            path = _REPEATED_SLASHES.sub("/", path)
         return path in self.exact or (bool(self.prefixes) and path.startswith(self.prefixes))
 
 
@@ -105,8 +111,11 @@ class HttpMetricsMiddleware:
     """WSGI middleware around ``app.wsgi_app`` feeding :class:`HttpMetrics`."""
 
     def __init__(self, wsgi_app: Callable, metrics: HttpMetrics, path_filter: PathFilter,
-                 route_for_environ: Callable[[dict], str], clock: Callable[[], float] = _perf_counter):
+                 route_for_environ: Callable[[dict], str], clock: Callable[[], float] = _perf_counter,
+                 unmeasured_routes: Iterable[str] = ()):
         self.wsgi_app = wsgi_app
+        # Routes never measured however their URL was spelled (the metrics route).
+        self.unmeasured_routes = frozenset(unmeasured_routes)
         self.clock = clock
         self.metrics = metrics
         self.path_filter = path_filter
@@ -142,12 +151,14 @@ class HttpMetricsMiddleware:
         in_flight.discard(token)
         if environ.get(SCRAPE_ENVIRON_KEY):  # the app's own route served the exposition
             return result
-        if exemplars and seen:
-            metrics.note_with_span((method, seen[1], seen[0]), seconds, seen[2])
-        elif seen:
-            metrics.note((method, seen[1], seen[0]), seconds)
-        else:  # the app returned without starting a response (not valid WSGI)
+        if not seen:  # the app returned without starting a response (not valid WSGI)
             metrics.note((method, self._route_after_error(environ), "500"), seconds)
+        elif seen[1] in self.unmeasured_routes:  # the metrics route, however its URL was spelled
+            pass
+        elif exemplars:
+            metrics.note_with_span((method, seen[1], seen[0]), seconds, seen[2])
+        else:
+            metrics.note((method, seen[1], seen[0]), seconds)
         return result
 
     def _route_after_error(self, environ: dict) -> str:

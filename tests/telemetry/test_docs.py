@@ -71,3 +71,22 @@ def test_monitoring_guide_reference_and_alert_table_are_current():
     for alert in alerts:
         assert f"(runbook.md#{alert.lower()})" in guide
         assert re.search(rf"^## {alert}$", runbook, flags=re.M), alert
+
+
+def test_monitoring_guide_says_how_long_each_source_keeps_its_last_reading():
+    """The 'last good reading kept' column is what the callback layer does."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from telemetry.callbacks import CallbackLayer, StateTargets
+
+    guide = (REPO / "monitoring" / "README.md").read_text()
+    rows = re.findall(r"^\| ([a-z_, ]+) \| .* \| ([0-9.]+) (s|min) \|$", guide, flags=re.M)
+    documented = {name.strip(): float(amount) * (60 if unit == "min" else 1)
+                  for names, amount, unit in rows for name in names.split(",")}
+    provider = MeterProvider()
+    layer = CallbackLayer(provider.get_meter("docs-test"), StateTargets())
+    try:
+        actual = {name: source.stale_after for name, source in layer.sources.items()}
+    finally:
+        provider.shutdown()
+    assert documented == actual
