@@ -155,6 +155,21 @@ def _exit_handler(pipeline: "Pipeline") -> None:
     atexit.register(on_exit)
 
 
+def per_process_identity(resource: Any) -> Any:
+    """``resource`` with a ``service.instance.id`` no other process shares.
+
+    Why: over OTLP, two processes pushing cumulative series under one identity
+    overwrite each other (a gunicorn ``-w 2`` kept 1,461 of 6,000 requests,
+    with counter resets). An id given from outside (``OTEL_RESOURCE_ATTRIBUTES``,
+    as the OpenTelemetry Operator injects one per container, or a resource
+    passed in) is therefore kept as a prefix and gets ``-<pid>``; without one,
+    each pipeline gets a random UUID.
+    """
+    given = resource.attributes.get("service.instance.id")
+    unique = f"{given}-{os.getpid()}" if given else str(uuid.uuid4())
+    return resource.merge(type(resource)({"service.instance.id": unique}))
+
+
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
                    registry: CollectorRegistry | None = None, resource: Any = None,
                    providers: tuple[str, ...] = (), job_functions: tuple[str, ...] = (),
@@ -175,10 +190,7 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     if "otlp" in settings.exporters:
         readers.append(build_otlp_reader(settings.otlp_protocol, settings.export_interval_ms))
     readers.extend(extra_readers)
-    if resource is None:
-        resource = build_resource({"service.instance.id": str(uuid.uuid4())})
-    elif "service.instance.id" not in resource.attributes:
-        resource = resource.merge(type(resource)({"service.instance.id": str(uuid.uuid4())}))
+    resource = per_process_identity(resource if resource is not None else build_resource())
     instance_id = str(resource.attributes["service.instance.id"])
     meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series,
                                           drop_scopes=() if settings.keep_semconv_metrics else INSTRUMENTATION_SCOPES)

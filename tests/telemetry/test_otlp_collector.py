@@ -128,15 +128,24 @@ def test_rq_worker_jobs_arrive_exactly_once(otel_collector, redis_url, tmp_path,
     assert [v for _, v in durations] == [n]
 
 
-def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path):
+@pytest.mark.parametrize("preload,given_id", [
+    (True, None),
+    # As the OpenTelemetry Operator injects it: one id per container, shared by its workers.
+    (False, "sublarr-ns.sublarr-pod.web"),
+    (True, "sublarr-ns.sublarr-pod.web"),
+])
+def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path, preload, given_id):
     gunicorn = venv_executable("gunicorn")
     port = free_port()
-    service = "sublarr-gunicorn"
+    service = f"sublarr-gunicorn-{int(preload)}-{int(given_id is not None)}"
     env = dict(os.environ, **otlp_env(otel_collector, OTEL_SERVICE_NAME=service),
                SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0", PYTHONPATH=str(REPO / "backend"))
     env.pop("SUBLARR_DATABASE_URL", None)
     env.pop("SUBLARR_REDIS_URL", None)
-    server = subprocess.Popen([str(gunicorn), "--preload", "-w", "2", "--threads", "2", "-b", f"127.0.0.1:{port}",
+    if given_id is not None:
+        env["OTEL_RESOURCE_ATTRIBUTES"] = f"service.instance.id={given_id}"
+    server = subprocess.Popen([str(gunicorn), *(["--preload"] if preload else []), "-w", "2", "--threads", "2",
+                               "-b", f"127.0.0.1:{port}",
                                "refapp.wsgi:app"], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "gunicorn.log", "w"))
     try:
@@ -156,9 +165,11 @@ def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path):
         time.sleep(1.5)
         text = otel_collector.scrape()
         assert total(text, "sublarr_http_requests_total", job=service) == m
-        # The preloading master and both workers each have their own service.instance.id.
+        # Each process that built a pipeline (the preloading master too) has its own service.instance.id.
         instances = {labels["instance"] for labels, _ in values(text, "sublarr_info", job=service)}
-        assert len(instances) == 3, f"master and two workers, one instance each: {instances}"
+        assert len(instances) == (3 if preload else 2), f"one instance per process: {instances}"
+        if given_id is not None:
+            assert all(i.startswith(given_id + "-") for i in instances), instances
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..labels import as_text
+
 
 @dataclass(frozen=True)
 class CacheReading:
@@ -15,7 +17,7 @@ class CacheReading:
 
 def read_cache(cache: Any) -> CacheReading:
     stats = cache.get_stats()
-    backend = str(stats.get("backend") or "memory").lower()
+    backend = as_text(stats.get("backend") or "memory").lower()
     size = stats.get("size")
     return CacheReading(backend=backend, hits=int(stats.get("hits") or 0),
                         misses=int(stats.get("misses") or 0),

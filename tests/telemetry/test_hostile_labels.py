@@ -1,0 +1,193 @@
+"""No label value can break a scrape (issue: hostile input).
+
+Arbitrary text, bytes and odd objects go through every label-bearing entry
+point: ``telemetry.events``, the ``sublarr_metrics`` shim, the job recorder, a
+worker's replayed capture, the state sources (breaker names, disk paths, the
+cache's backend name, the version) and HTTP (methods, paths, route
+templates). Every scrape must then answer 200 and parse with
+prometheus_client's text and OpenMetrics parsers, and the accumulated
+exposition must pass ``promtool check metrics``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from support import require_binary, sample_value
+from telemetry import Settings, Telemetry, events, sublarr_metrics
+from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+# One app accumulates series across examples, so shrinking would replay long histories: off.
+EXAMPLES = settings(max_examples=60, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow])
+
+# Text with everything Hypothesis' default leaves out: lone surrogates, controls, long runs.
+any_text = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=40),
+    st.text(st.characters(categories=["Cs", "Cc", "Zl", "Zp", "Cf"]), min_size=1, max_size=8),
+    st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=4), st.integers(60, 200)),
+    st.sampled_from(["", "other", "_overflow", "# EOF", 'a"b\\c\nd', "le", "\udcff\udcfe", "x" * 300]),
+)
+
+
+class _BadStr:
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+hostile = st.one_of(any_text, st.binary(max_size=24), st.integers(), st.none(), st.floats(),
+                    st.just(_BadStr()))
+
+
+class _Breaker:
+    def __init__(self, state):
+        self.state = state
+
+
+class _Cache:
+    backend: object = "memory"
+
+    def get_stats(self):
+        return {"backend": self.backend, "hits": 1, "misses": 2, "size": 3}
+
+
+def _printable_utf8(value: str) -> bool:
+    value.encode("utf-8")  # raises for anything unencodable
+    return len(value) <= MAX_VALUE_CHARS and not any(
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
+def _check_exposition(client) -> str:
+    """Scrape both formats; both parse; every label value is printable UTF-8."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.data[:300]
+    text = response.get_data(as_text=True)
+    for family in parse_text(text):
+        for sample in family.samples:
+            assert all(_printable_utf8(v) for v in sample.labels.values()), sample
+    response = client.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert response.status_code == 200 and response.content_type.startswith("application/openmetrics-text")
+    assert list(parse_openmetrics(response.get_data(as_text=True)))
+    return text
+
+
+def _promtool_accepts(text: str) -> None:
+    promtool = require_binary("promtool")
+    result = subprocess.run([promtool, "check", "metrics"], input=text.encode("utf-8"), capture_output=True,
+                            timeout=60)
+    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+    problems = [line for line in output.splitlines() if "sublarr_" in line]
+    assert problems == [] and result.returncode == 0, output[-3000:]
+
+
+# -- the boundary itself ----------------------------------------------------------------------
+
+@given(hostile)
+@settings(max_examples=300, deadline=None)
+def test_clean_value_gives_printable_utf8_and_keeps_clean_values(value):
+    text = as_text(value)
+    cleaned = clean_value(text)
+    assert _printable_utf8(cleaned)
+    assert clean_value(cleaned) == cleaned  # idempotent: a cleaned value is never rewritten again
+    if text.isprintable() and len(text) <= MAX_VALUE_CHARS:
+        assert cleaned == text
+
+
+def test_bytes_become_text_not_their_repr():
+    assert as_text(b"opensubtitles") == "opensubtitles"
+    assert clean_value(as_text(b"disk\xff")) == "disk\ufffd"
+    assert as_text(_BadStr()) == "<_BadStr>"
+
+
+def test_sanitizer_counts_each_distinct_rewritten_value_once_per_family():
+    sanitizer = LabelSanitizer()
+    for _ in range(3):
+        assert sanitizer.clean("sublarr_a", ("ok", "bad\udcff")) == ("ok", "bad\ufffd")
+    sanitizer.clean("sublarr_a", ("x" * (MAX_VALUE_CHARS + 1),))
+    sanitizer.clean("sublarr_b", ("bad\udcff",))
+    assert sanitizer.counts() == {"sublarr_a": 2, "sublarr_b": 1}
+
+
+# -- every entry point, through a real app and its /metrics -----------------------------------
+
+@pytest.fixture
+def hostile_app(tmp_path):
+    odd_dir = os.path.join(os.fsencode(tmp_path), b"media-\xff\xfe")  # a real non-UTF-8 directory name
+    os.mkdir(odd_dir)
+    breakers: dict = {}
+    cache = _Cache()
+    app = Flask("hostile_labels", static_folder=None)
+    app.config["SUBLARR_VERSION"] = "1.0\udcff\x00"
+
+    @app.get("/api/v1/séries/<int:n>")
+    def series(n):
+        return "ok"
+
+    @app.get("/api/v1/status")
+    def odd_status():
+        return "odd", "299 SOMETHING"
+
+    telemetry = Telemetry(settings=Settings(disk_paths=(str(tmp_path), os.fsdecode(odd_dir), "/nonexistent\udcff"),
+                                            max_series=200),
+                          breakers=breakers, cache=cache)
+    telemetry.init_app(app)
+    yield app, telemetry, breakers, cache
+    telemetry.shutdown()
+
+
+def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app):
+    app, telemetry, breakers, cache = hostile_app
+    client = app.test_client()
+    texts = [_check_exposition(client)]
+
+    @EXAMPLES
+    @given(provider=hostile, status=hostile, fmt=hostile, queue=hostile, function=hostile, method=any_text,
+           path=any_text)
+    def record_and_scrape(provider, status, fmt, queue, function, method, path):
+        events.provider_searched(provider, status)
+        events.provider_downloaded(provider, fmt)
+        events.translation_finished(status, fmt, 1.5)
+        sublarr_metrics.record_provider_search(provider, status)
+        sublarr_metrics.record_provider_download(fmt, provider)
+        sublarr_metrics.record_translation(fmt, status, 2.0)
+        telemetry.pipeline.jobs.job_finished(queue, function, status, 0.5)
+        telemetry.pipeline.replay({"events": [["provider_searched", provider, status]],
+                                   "queries": [[as_text(status), 0.01]]})
+        breakers[provider if isinstance(provider, (str, bytes, int)) else repr(provider)] = _Breaker("open")
+        cache.backend = status
+        environ = {"REQUEST_METHOD": _wsgi_text(method), "PATH_INFO": "/" + _wsgi_text(path)}
+        assert client.get("/", environ_overrides=environ).status_code < 600
+        texts.append(_check_exposition(client))
+
+    record_and_scrape()
+    client.get("/api/v1/séries/3")
+    client.get("/api/v1/status")
+    final = _check_exposition(client)
+    _promtool_accepts(final)
+    assert not telemetry.pipeline.callbacks.sources["disk"].health.last_error, "disk source failed as a whole"
+    assert sample_value(final, "sublarr_disk_usage_percent", {"mount": str(app.extensions["sublarr_telemetry"]
+                                                                         .settings.disk_paths[1])
+                                                                         .replace("\udcff", "\ufffd")
+                                                                         .replace("\udcfe", "\ufffd")}) is not None
+    rewritten = {labels["family"]: value for labels, value in _samples(final, "sublarr_telemetry_label_values_"
+                                                                              "sanitized_total")}
+    for family in ("sublarr_provider_search_total", "sublarr_disk_usage_percent", "sublarr_info"):
+        assert rewritten.get(family, 0) >= 1, (family, rewritten)
+    assert 'version="1.0\ufffd\ufffd"' in final
+
+
+def _wsgi_text(text: str) -> str:
+    """What a WSGI server puts in environ: the raw request bytes decoded as latin-1."""
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
+def _samples(text, name):
+    return [(dict(s.labels), s.value) for f in parse_text(text) for s in f.samples if s.name == name]
