@@ -191,3 +191,41 @@ def _wsgi_text(text: str) -> str:
 
 def _samples(text, name):
     return [(dict(s.labels), s.value) for f in parse_text(text) for s in f.samples if s.name == name]
+
+
+# -- a real Prometheus ------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_real_prometheus_scrapes_hostile_labels_with_a_padded_token_file(tmp_path, prometheus_factory):
+    """Prometheus (both formats, as it negotiates) keeps scraping after hostile values, with
+    the same token file, trailing whitespace and all, read by both sides."""
+    from support import wait_for
+
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"tok-3f9a2c71e6 \n\n")
+    parsed = Settings.from_env({"SUBLARR_METRICS_TOKEN_FILE": str(token_file),
+                                "SUBLARR_METRICS_LISTEN": "127.0.0.1:0"})
+    app = Flask("hostile_e2e", static_folder=None)
+    telemetry = Telemetry(settings=parsed, breakers={b"bad\xff": _Breaker("open")}).init_app(app)
+    try:
+        events.provider_searched("lone\udcff", "success")
+        events.provider_searched("ctl\x00\r\n", "failed")
+        events.provider_downloaded(b"bytes\xfe", "srt")
+        target = f"127.0.0.1:{telemetry.listener.port}"
+        job = {"job_name": "sublarr", "scrape_interval": "1s", "static_configs": [{"targets": [target]}],
+               "authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
+        prometheus = prometheus_factory({"global": {"scrape_interval": "1s"}, "scrape_configs": [job]})
+
+        def scraped_twice():
+            up = prometheus.query('up{job="sublarr"}')
+            count = prometheus.query('count_over_time(up{job="sublarr"}[1m])')
+            return up and up[0]["value"][1] == "1" and count and float(count[0]["value"][1]) >= 2
+        wait_for(scraped_twice, timeout=30, interval=0.5, what="two successful scrapes")
+        providers = set(prometheus.label_values("provider", "sublarr_provider_search_total"))
+        assert {"lone\ufffd", "ctl\ufffd\ufffd\ufffd"} <= providers, providers
+        assert "bytes\ufffd" in prometheus.label_values("provider", "sublarr_provider_download_total")
+        assert "bad\ufffd" in prometheus.label_values("provider", "sublarr_circuit_breaker_state")
+        health = prometheus.active_targets()[0]
+        assert health["health"] == "up" and not health["lastError"], health
+    finally:
+        telemetry.shutdown()
