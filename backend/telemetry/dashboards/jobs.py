@@ -80,7 +80,15 @@ def telemetry_row(d: db.Dashboard) -> db.Dashboard:
                 "because the family reached its cap of label sets (SUBLARR_METRICS_MAX_SERIES). No "
                 "data is good news: the counter appears with a family's first fold.", OPS,
                 [Target(rate("sublarr_telemetry_series_overflow_total", ("family",)), "{{family}}")],
-                width=8)))
+                width=8))
+            .with_panel(bargauge_panel(
+                "Label values rewritten", "Distinct label values each family had to rewrite so the "
+                "exposition stays valid (not printable UTF-8, or over 256 characters), summed over all "
+                "processes. No data is good news; otherwise a caller passes odd values, and the log "
+                "names the first one per family.", COUNT,
+                [Target(per_process("sublarr_telemetry_label_values_sanitized_total", ("family",)),
+                        "{{family}}", instant=True)],
+                width=24, height=6)))
 
 
 def build() -> dict:
