@@ -79,6 +79,8 @@ class SeriesGuard:
         self._warned = False
         if overflow is not None:
             overflow.watch(family)
+        if sanitizer is not None:
+            sanitizer.watch(family)
 
     def admit(self, key: tuple) -> tuple:
         admitted = self._seen.get(key)

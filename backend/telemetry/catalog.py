@@ -276,6 +276,8 @@ FAMILIES: tuple[Family, ...] = (
            "Distinct label values rewritten so the exposition stays valid: surrogates, undecodable bytes and "
            "control characters became U+FFFD, values over 256 characters were cut.",
            "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
+           notes="Families fed by the app (HTTP, queries, events, jobs) read 0 until their first rewrite; "
+           "families read from state sources appear with theirs.",
            source="label sanitiser"),
 )
 

@@ -25,7 +25,6 @@ from . import catalog
 SAMPLE_SUFFIXES = ("_bucket", "_sum", "_count")
 OPTIONAL = {
     "sublarr_telemetry_series_overflow_total": "only after a family reached SUBLARR_METRICS_MAX_SERIES",
-    "sublarr_telemetry_label_values_sanitized_total": "only after a label value had to be rewritten",
     "sublarr_job_duration_seconds": "needs an RQ worker (telemetry.rq_worker) pushing over OTLP or "
                                     "serving SUBLARR_METRICS_LISTEN",
     "sublarr_jobs_total": "needs an RQ worker (telemetry.rq_worker) pushing over OTLP or "

@@ -67,6 +67,12 @@ class LabelSanitizer:
         self._counted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
+    def watch(self, family: str) -> None:
+        """A family that reads 0 until its first rewrite, so 'nothing rewritten' is visible
+        (and ``increase()`` sees the first one)."""
+        with self._lock:
+            self._counts.setdefault(family, 0)
+
     def clean(self, family: str, values: tuple) -> tuple[str, ...]:
         """``values`` (one label set, in label-key order) with every value made safe."""
         return tuple(self.clean_one(family, value) for value in values)
@@ -92,7 +98,7 @@ class LabelSanitizer:
                 return
             if len(self._counted) < _MEMO_LIMIT:
                 self._counted.add((family, text))
-            first = family not in self._counts
+            first = not self._counts.get(family)
             self._counts[family] = self._counts.get(family, 0) + 1
         if first:
             _log.warning("sublarr telemetry: a label value of %s was not printable UTF-8 or longer than %d "
