@@ -74,8 +74,12 @@ class LabelSanitizer:
             self._counts.setdefault(family, 0)
 
     def clean(self, family: str, values: tuple) -> tuple[str, ...]:
-        """``values`` (one label set, in label-key order) with every value made safe."""
-        return tuple(self.clean_one(family, value) for value in values)
+        """``values`` (one label set, in label-key order) with every value made safe.
+
+        ``values`` itself when nothing changed, so a guard keeps one tuple per label set.
+        """
+        cleaned = tuple(self.clean_one(family, value) for value in values)
+        return values if cleaned == values else cleaned
 
     def clean_attributes(self, family: str, attributes: Mapping[str, object]) -> dict[str, str]:
         return {key: self.clean_one(family, value) for key, value in attributes.items()}

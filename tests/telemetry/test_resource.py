@@ -20,3 +20,18 @@ def test_otel_resource_attributes_apply(monkeypatch):
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=subs,deployment.environment=home")
     attrs = build_resource().attributes
     assert attrs["service.name"] == "subs" and attrs["deployment.environment"] == "home"
+
+
+def test_an_instance_id_given_from_outside_becomes_one_per_process(monkeypatch):
+    """As the OpenTelemetry Operator injects it: one id per container, so each process adds its pid."""
+    import os
+    import uuid
+
+    from telemetry.pipeline import per_process_identity
+
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=ns.pod.web")
+    assert per_process_identity(build_resource()).attributes["service.instance.id"] == f"ns.pod.web-{os.getpid()}"
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    generated = per_process_identity(build_resource()).attributes["service.instance.id"]
+    assert uuid.UUID(generated) and generated != per_process_identity(build_resource()).attributes[
+        "service.instance.id"]
