@@ -155,19 +155,28 @@ def _exit_handler(pipeline: "Pipeline") -> None:
     atexit.register(on_exit)
 
 
-def per_process_identity(resource: Any) -> Any:
+def per_process_identity(resource: Any, given: str | None) -> Any:
     """``resource`` with a ``service.instance.id`` no other process shares.
 
     Why: over OTLP, two processes pushing cumulative series under one identity
     overwrite each other (a gunicorn ``-w 2`` kept 1,461 of 6,000 requests,
-    with counter resets). An id given from outside (``OTEL_RESOURCE_ATTRIBUTES``,
+    with counter resets). An id ``given`` from outside (``OTEL_RESOURCE_ATTRIBUTES``,
     as the OpenTelemetry Operator injects one per container, or a resource
     passed in) is therefore kept as a prefix and gets ``-<pid>``; without one,
     each pipeline gets a random UUID.
     """
-    given = resource.attributes.get("service.instance.id")
     unique = f"{given}-{os.getpid()}" if given else str(uuid.uuid4())
     return resource.merge(type(resource)({"service.instance.id": unique}))
+
+
+def _instance_id_from_outside(resource: Any) -> str | None:
+    """The id of a resource passed in, else one set in ``OTEL_RESOURCE_ATTRIBUTES``
+    (not the SDK's own per-process default, which is already unique)."""
+    if resource is not None:
+        return resource.attributes.get("service.instance.id")
+    from opentelemetry.sdk.resources import OTELResourceDetector
+
+    return OTELResourceDetector().detect().attributes.get("service.instance.id")
 
 
 def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], StateTargets], *,
@@ -190,7 +199,8 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     if "otlp" in settings.exporters:
         readers.append(build_otlp_reader(settings.otlp_protocol, settings.export_interval_ms))
     readers.extend(extra_readers)
-    resource = per_process_identity(resource if resource is not None else build_resource())
+    resource = per_process_identity(resource if resource is not None else build_resource(),
+                                    _instance_id_from_outside(resource))
     instance_id = str(resource.attributes["service.instance.id"])
     meter_provider = build_meter_provider(readers, resource, max_series=settings.max_series,
                                           drop_scopes=() if settings.keep_semconv_metrics else INSTRUMENTATION_SCOPES)

@@ -27,11 +27,17 @@ def test_an_instance_id_given_from_outside_becomes_one_per_process(monkeypatch):
     import os
     import uuid
 
-    from telemetry.pipeline import per_process_identity
+    from telemetry.callbacks import StateTargets
+    from telemetry.pipeline import build_pipeline
+    from telemetry.settings import Settings
+
+    def instance_id():
+        pipeline = build_pipeline(Settings(), lambda queries: StateTargets())
+        pipeline.shutdown()
+        return pipeline.instance_id
 
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=ns.pod.web")
-    assert per_process_identity(build_resource()).attributes["service.instance.id"] == f"ns.pod.web-{os.getpid()}"
+    assert instance_id() == f"ns.pod.web-{os.getpid()}"
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
-    generated = per_process_identity(build_resource()).attributes["service.instance.id"]
-    assert uuid.UUID(generated) and generated != per_process_identity(build_resource()).attributes[
-        "service.instance.id"]
+    first, second = instance_id(), instance_id()
+    assert uuid.UUID(first) and uuid.UUID(second) and first != second
