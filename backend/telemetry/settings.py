@@ -26,6 +26,7 @@ DEFAULT_HEALTH_PATHS = (
     "/health", "/healthz", "/livez", "/readyz", "/ready",
     "/api/health", "/api/v1/health",
 )
+RESOURCE_VARIABLES = ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")
 EXPORTERS = ("prometheus", "otlp", "none")
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 TRACE_EXPORTERS = ("otlp", "console", "none")
@@ -109,6 +110,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        for name in RESOURCE_VARIABLES:  # read by the SDK; an unencodable one would fail every OTLP export
+            value = env.get(name)
+            if value is not None and not _encodable(value):
+                raise SettingsError(name, value, "UTF-8 text (the environment holds bytes that are not)")
         return cls(
             enabled=_bool(env, "SUBLARR_METRICS_ENABLED", True),
             path=_path(env, "SUBLARR_METRICS_PATH", "/metrics"),

@@ -104,6 +104,8 @@ def test_an_accepted_metrics_path_serves_metrics_and_leaves_other_urls_alone(pat
     ("OTEL_METRIC_EXPORT_INTERVAL", "1"),
     ("SUBLARR_REDIS_URL", "localhost:6379"),
     ("SUBLARR_REDIS_URL", "redis://localhost:notaport"),
+    ("OTEL_SERVICE_NAME", "sublarr-\udcff"),                   # non-UTF-8 bytes in the environment
+    ("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-\udcfe"),
 ])
 def test_odd_values_stop_the_start_naming_the_variable(variable, value):
     with pytest.raises(SettingsError) as caught:

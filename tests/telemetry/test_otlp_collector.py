@@ -220,3 +220,33 @@ def test_collector_outage_never_reaches_requests(otel_collector, tmp_path, monke
                  == expected, timeout=30, interval=0.5, what="cumulative totals after the restart")
     finally:
         telemetry.shutdown()
+
+
+def test_hostile_label_values_never_stop_otlp_pushes(otel_collector, tmp_path, monkeypatch):
+    """A value protobuf cannot encode (a lone surrogate) would fail every export of the process."""
+    from flask import Flask
+
+    from telemetry import Settings, Telemetry, events
+    for key, value in otlp_env(otel_collector, OTEL_SERVICE_NAME="sublarr-hostile").items():
+        monkeypatch.setenv(key, value)
+    app = Flask("hostile_otlp")
+    telemetry = Telemetry(settings=Settings.from_env(), breakers={b"bad\xff": type("B", (), {"state": "open"})()}
+                          ).init_app(app)
+    try:
+        events.provider_searched("lone\udcff", "success")
+        events.provider_searched("fine", "success")
+        events.provider_downloaded(b"bytes\xfe", "srt")
+
+        def arrived():
+            text = otel_collector.scrape()
+            searched = {labels["provider"] for labels, _ in values(text, "sublarr_provider_search_total",
+                                                                    job="sublarr-hostile")}
+            return text if {"lone\ufffd", "fine"} <= searched else None
+        text = wait_for(arrived, timeout=30, interval=0.5, what="the hostile labels at the collector")
+        assert values(text, "sublarr_provider_download_total", job="sublarr-hostile", provider="bytes\ufffd")
+        assert values(text, "sublarr_circuit_breaker_state", job="sublarr-hostile", provider="bad\ufffd")
+        rewritten = values(text, "sublarr_telemetry_label_values_sanitized_total", job="sublarr-hostile",
+                           family="sublarr_provider_search_total")
+        assert [v for _, v in rewritten] == [1]
+    finally:
+        telemetry.shutdown()
