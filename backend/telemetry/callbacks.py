@@ -285,7 +285,10 @@ class CallbackLayer:
         mapping = self.targets.breakers()
         if isinstance(mapping, Missing):
             raise LookupError(mapping.reason)
-        return None if mapping is None else breaker_state.read_breakers(mapping)
+        if mapping is None:
+            return None
+        source = self.sources["breakers"]
+        return breaker_state.read_breakers(mapping, lambda problem: source.report(problem, error=True))
 
     def close_for_exit(self) -> None:
         """Before the final export: serve last readings, start no thread (see Source.close)."""

@@ -3,7 +3,8 @@
 Property-based over every variable this module reads, then one test per class
 of the hostile-input issue: numbers, the metrics path, the listener, the
 export interval, secrets read like Prometheus reads them, credentials never
-ignored, one bad disk path, the metrics route under another spelling.
+ignored, one bad item (a disk path, a breaker), the metrics route under another
+spelling.
 """
 from __future__ import annotations
 
@@ -249,3 +250,25 @@ def test_metrics_route_under_another_spelling_is_not_measured(spelling):
 def _label_sets(text, name):
     from prometheus_client.parser import text_string_to_metric_families
     return [dict(s.labels) for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+
+
+def test_one_broken_breaker_hides_none_of_the_others(caplog):
+    class Broken:
+        @property
+        def state(self):
+            raise RuntimeError("breaker lock poisoned")
+
+    class Fine:
+        state = "open"
+
+    app = Flask("breakers")
+    telemetry = Telemetry(settings=Settings(), breakers={"broken": Broken(), "fine": Fine()}).init_app(app)
+    try:
+        with caplog.at_level(logging.WARNING, logger="telemetry.sources"):
+            text = scrape(app.test_client())
+    finally:
+        telemetry.shutdown()
+    assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "fine"}) == 1
+    assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "broken"}) is None
+    assert sample_value(text, "sublarr_telemetry_source_errors_total", {"source": "breakers"}) == 1
+    assert "breaker 'broken': RuntimeError: breaker lock poisoned" in caplog.text

@@ -1,7 +1,7 @@
 """Circuit breaker states, read without changing them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +24,21 @@ def state_value(state: Any) -> int | None:
     return None
 
 
-def read_breakers(breakers: Mapping[str, Any]) -> tuple[BreakerReading, ...]:
-    """Reads ``breaker.state`` (a property that must not transition the breaker)."""
+def read_breakers(breakers: Mapping[str, Any],
+                  on_error: Callable[[str], None] | None = None) -> tuple[BreakerReading, ...]:
+    """Reads ``breaker.state`` (a property that must not transition the breaker).
+
+    Each breaker alone: one whose ``state`` raises is passed to ``on_error``
+    and the others are still read.
+    """
     readings = []
     for name, breaker in list(breakers.items()):
-        value = state_value(getattr(breaker, "state", None))
+        try:
+            value = state_value(getattr(breaker, "state", None))
+        except Exception as exc:  # noqa: BLE001 - one broken breaker must not hide the others
+            if on_error is not None:
+                on_error(f"breaker {as_text(name)!r}: {type(exc).__name__}: {exc}")
+            continue
         if value is not None:
             readings.append(BreakerReading(as_text(name), value))
     return tuple(readings)
