@@ -173,10 +173,9 @@ def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app):
     final = _check_exposition(client)
     _promtool_accepts(final)
     assert not telemetry.pipeline.callbacks.sources["disk"].health.last_error, "disk source failed as a whole"
-    assert sample_value(final, "sublarr_disk_usage_percent", {"mount": str(app.extensions["sublarr_telemetry"]
-                                                                         .settings.disk_paths[1])
-                                                                         .replace("\udcff", "\ufffd")
-                                                                         .replace("\udcfe", "\ufffd")}) is not None
+    odd_mount = telemetry.settings.disk_paths[1]  # the directory whose name is not UTF-8
+    assert sample_value(final, "sublarr_disk_usage_percent", {"mount": clean_value(odd_mount)}) is not None
+    assert clean_value(odd_mount).endswith("media-\ufffd\ufffd")
     rewritten = {labels["family"]: value for labels, value in _samples(final, "sublarr_telemetry_label_values_"
                                                                               "sanitized_total")}
     for family in ("sublarr_provider_search_total", "sublarr_disk_usage_percent", "sublarr_info"):
