@@ -273,8 +273,8 @@ FAMILIES: tuple[Family, ...] = (
            "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
            source="cardinality guard"),
     Family("sublarr_telemetry_label_values_sanitized_total", Kind.COUNTER, "",
-           "Distinct label values rewritten so the exposition stays valid: surrogates, undecodable bytes and "
-           "control characters became U+FFFD, values over 256 characters were cut.",
+           "Distinct label values rewritten so the exposition stays valid: undecodable bytes and surrogates "
+           "became U+FFFD, values over 256 characters were cut.",
            "telemetry", (Label("family", "catalog family names", pattern=r"sublarr_[a-z0-9_]+"),),
            notes="Families fed by the app (HTTP, queries, events, jobs) read 0 until their first rewrite; "
            "families read from state sources appear with theirs.",

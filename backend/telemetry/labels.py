@@ -8,12 +8,14 @@ family is passed through :meth:`LabelSanitizer.clean` before it reaches the
 SDK: the series guards (:mod:`telemetry.cardinality`) call it the first time
 they see a label set (events, jobs, and the HTTP and query keys at drain
 time, never on the request path), and the callback layer calls it for each
-observation of state read from sources. What leaves here is printable UTF-8
-of bounded length, so encoders downstream need no checks of their own.
+observation of state read from sources. What leaves here is valid UTF-8 of
+bounded length, so encoders downstream need no checks of their own.
 
-Rules: surrogates and control characters (Unicode category ``Cc``) become
-U+FFFD; values longer than :data:`MAX_VALUE_CHARS` are cut (a scrape config
-with ``label_value_length_limit`` rejects the whole scrape otherwise). Each
+Rules: surrogates (undecodable bytes, lone halves of a pair) become U+FFFD;
+values longer than :data:`MAX_VALUE_CHARS` are cut (a scrape config
+with ``label_value_length_limit`` rejects the whole scrape otherwise).
+Control characters stay: both exposition formats escape or carry them, and
+Prometheus and promtool read them back unchanged. Each
 distinct value rewritten is counted once per family in
 ``sublarr_telemetry_label_values_sanitized_total`` and the first rewrite of a
 family is logged.
@@ -33,7 +35,7 @@ _log = logging.getLogger("telemetry.labels")
 
 MAX_VALUE_CHARS = 256
 REPLACEMENT = "\ufffd"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _MEMO_LIMIT = 4096
 
 
@@ -51,10 +53,10 @@ def as_text(value: object) -> str:
 
 
 def clean_value(text: str) -> str:
-    """``text`` as printable UTF-8 of at most :data:`MAX_VALUE_CHARS` characters."""
-    if len(text) <= MAX_VALUE_CHARS and text.isprintable():
-        return text  # the common case: str.isprintable excludes every unsafe character
-    cleaned = _UNSAFE.sub(REPLACEMENT, text)
+    """``text`` as valid UTF-8 of at most :data:`MAX_VALUE_CHARS` characters."""
+    if len(text) <= MAX_VALUE_CHARS and (text.isascii() or text.isprintable()):
+        return text  # the common case; str.isprintable is False for every surrogate
+    cleaned = _SURROGATES.sub(REPLACEMENT, text)
     return cleaned if len(cleaned) <= MAX_VALUE_CHARS else cleaned[: MAX_VALUE_CHARS - 1] + "\u2026"
 
 
@@ -105,7 +107,7 @@ class LabelSanitizer:
             first = not self._counts.get(family)
             self._counts[family] = self._counts.get(family, 0) + 1
         if first:
-            _log.warning("sublarr telemetry: a label value of %s was not printable UTF-8 or longer than %d "
+            _log.warning("sublarr telemetry: a label value of %s was not valid UTF-8 or longer than %d "
                          "characters and was rewritten (%r); counted in "
                          "sublarr_telemetry_label_values_sanitized_total, logged once per family",
                          family, MAX_VALUE_CHARS, text[:80])

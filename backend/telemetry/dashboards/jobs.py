@@ -83,7 +83,7 @@ def telemetry_row(d: db.Dashboard) -> db.Dashboard:
                 width=8))
             .with_panel(bargauge_panel(
                 "Label values rewritten", "Distinct label values each family had to rewrite so the "
-                "exposition stays valid (not printable UTF-8, or over 256 characters), summed over all "
+                "exposition stays valid (not valid UTF-8, or over 256 characters), summed over all "
                 "processes. Zero is good news; otherwise a caller passes odd values, and the log "
                 "names the first one per family.", COUNT,
                 [Target(per_process("sublarr_telemetry_label_values_sanitized_total", ("family",)),
