@@ -24,7 +24,7 @@ def test_a_manager_without_it_is_a_shape_change():
 def test_disk_entries_carry_their_mount_label(tmp_path):
     assert mount_label(f"config={tmp_path}") == ("config", str(tmp_path))
     assert mount_label(str(tmp_path)) == (str(tmp_path), str(tmp_path))
-    assert [d.path for d in read_disks([f"media={tmp_path}", str(tmp_path)])] == ["media", str(tmp_path)]
+    assert [d.path for d in read_disks([f"media={tmp_path}", str(tmp_path)]).disks] == ["media", str(tmp_path)]
 
 
 def test_role_setting():
