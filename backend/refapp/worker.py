@@ -58,7 +58,7 @@ class AppContextMixin:
         super().__init__(*args, **kwargs)
 
     def perform_job(self, job, queue):
-        if getattr(self, "_is_horse", False):
+        if self.is_horse:
             # A forked work-horse must not share the parent's pooled connections.
             self.app.db_engine.dispose(close=False)
         with self.app.app_context():

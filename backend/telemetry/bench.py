@@ -181,18 +181,11 @@ def _rotated(items: Sequence[str], round_no: int) -> list[str]:
 _METHODS = catalog.HTTP_METHODS
 _OTHER_METHOD = catalog.OTHER_METHOD
 
-try:
-    from flask.globals import _cv_request as _request_var
-except ImportError:  # pragma: no cover
-    _request_var = None
-
-
 def _flask_route() -> str:
-    # The baseline gets the same fast route lookup as ours: the comparison is
+    # The baseline gets the same route lookup as ours: the comparison is
     # about how the series are recorded, not about reading the route.
-    ctx = _request_var.get(None) if _request_var is not None else None
-    rule = ctx.request.url_rule if ctx is not None else None
-    return rule.rule if rule is not None else catalog.UNMATCHED_ENDPOINT
+    from .http_metrics import current_route
+    return current_route()
 
 
 class PromHttpMetrics:
@@ -397,14 +390,23 @@ def same_series() -> Iterator[None]:
     The switch is global and read at collect time, so it is set for the run
     and restored afterwards (the smoke test runs inside pytest).
     """
-    from prometheus_client import metrics
+    from prometheus_client import disable_created_metrics, enable_created_metrics
 
-    before = metrics._use_created
-    metrics.disable_created_metrics()
+    before = created_samples_enabled()
+    disable_created_metrics()
     try:
         yield
     finally:
-        metrics._use_created = before
+        if before:
+            enable_created_metrics()
+
+
+def created_samples_enabled() -> bool:
+    """Whether prometheus_client writes ``_created`` samples now (read from an unregistered counter)."""
+    from prometheus_client import Counter
+
+    probe = Counter("sublarr_bench_created_probe", "", registry=None)
+    return any(sample.name.endswith("_created") for family in probe.collect() for sample in family.samples)
 
 
 # --- 1. HTTP overhead in process ---------------------------------------------------

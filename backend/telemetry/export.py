@@ -13,20 +13,16 @@ import os
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 
+from ._compat import NoRestartInForkedChild
 from .histograms import InjectingReaderMixin
 
-
-
-class ProcessLocalReader(InjectingReaderMixin, PeriodicExportingMetricReader):
+class ProcessLocalReader(NoRestartInForkedChild, InjectingReaderMixin, PeriodicExportingMetricReader):
     """A periodic reader that exports only from the process that created it
     (and also sends the histograms aggregated in :mod:`telemetry.histograms`)."""
 
     def __init__(self, exporter: MetricExporter, **kwargs):
         self._owner_pid = os.getpid()
         super().__init__(exporter, **kwargs)
-
-    def _at_fork_reinit(self) -> None:  # the SDK calls this in a forked child
-        pass
 
     @property
     def in_owner(self) -> bool:

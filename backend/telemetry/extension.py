@@ -311,7 +311,7 @@ class Telemetry:
 
         if self._late_host_route is None:  # the URL map is final once requests are served
             self._late_host_route = (not self.settings.path_explicit
-                                     and bool(_host_metrics_routes(current_app._get_current_object())))
+                                     and bool(_host_metrics_routes(current_app)))
             if self._late_host_route:
                 _log.warning("sublarr telemetry: the app registered its own metrics route after "
                              "init_telemetry(app); %s answers 404 so that it is the only one",

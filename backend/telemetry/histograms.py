@@ -7,8 +7,8 @@ hand-written prometheus_client version. The two hot-path histograms
 (HTTP request and query durations) are therefore aggregated in plain Python
 (a bisect and a few additions per value, at drain time) and handed to the
 OTLP (and any other non-Prometheus) readers as standard OpenTelemetry
-``Histogram`` metrics: each reader's ``_receive_metrics`` (the SDK's
-documented extension point for readers) adds them to the batch it just
+``Histogram`` metrics: each reader adds them (through the SDK's reader hook,
+see :class:`telemetry._compat.CollectedBatchHook`) to the batch it just
 collected, with the same data model, names and buckets as SDK-recorded
 histograms, cumulative or delta temporality as the reader prefers, and
 exemplars (the last sampled span per bucket) when tracing is on.
@@ -46,6 +46,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from ._compat import CollectedBatchHook, reader_temporality
 from .catalog import Family
 
 
@@ -120,16 +121,9 @@ class HistogramTable:
                                 row.max, list(row.exemplars.values())) for key, row in self._rows.items()]
 
 
-def _temporality(reader, instrument_class: type) -> AggregationTemporality:
-    """The temporality ``reader`` prefers for ``instrument_class`` (the SDK keys it by its instrument classes)."""
-    for cls, temporality in getattr(reader, "_instrument_class_temporality", {}).items():
-        if issubclass(cls, instrument_class):
-            return temporality
-    return AggregationTemporality.CUMULATIVE
-
-
-def _histogram_temporality(reader) -> AggregationTemporality:
-    return _temporality(reader, HistogramInstrument)
+def preferred_histogram_temporality(reader) -> AggregationTemporality:
+    """The temporality ``reader`` prefers for histograms."""
+    return reader_temporality(reader, HistogramInstrument)
 
 
 class ProducedHistograms:
@@ -160,8 +154,8 @@ class ProducedHistograms:
         return [(table, table.snapshot()) for table in self.tables]
 
     def metrics_for(self, reader) -> list[Metric]:
-        histogram_temporality = _temporality(reader, HistogramInstrument)
-        counter_temporality = _temporality(reader, CounterInstrument)
+        histogram_temporality = reader_temporality(reader, HistogramInstrument)
+        counter_temporality = reader_temporality(reader, CounterInstrument)
         now = time.time_ns()
         metrics = []
         with self._lock:
@@ -225,34 +219,14 @@ class ProducedHistograms:
         return replace(metrics_data, resource_metrics=[replace(first, scope_metrics=scopes), *rest])
 
 
-class InjectingReaderMixin:
-    """Adds :class:`ProducedHistograms` to what a reader receives.
-
-    The SDK skips ``_receive_metrics`` when its own collection is empty, so
-    the collect callback it installs is wrapped to turn that ``None`` into an
-    empty batch that the produced histograms can still fill.
-    """
+class InjectingReaderMixin(CollectedBatchHook):
+    """Adds :class:`ProducedHistograms` to what a reader receives (even when the SDK collected nothing)."""
 
     produced: ProducedHistograms | None = None
 
     @property
-    def _collect(self):
-        inner = self.__dict__.get("_sublarr_sdk_collect")
-        if inner is None:
-            return None
+    def wants_empty_batches(self) -> bool:
+        return self.produced is not None
 
-        def collect(reader, timeout_millis: float = 10_000):
-            data = inner(reader, timeout_millis=timeout_millis)
-            return MetricsData(resource_metrics=[]) if data is None and self.produced is not None else data
-        return collect
-
-    @_collect.setter
-    def _collect(self, value) -> None:
-        self.__dict__["_sublarr_sdk_collect"] = value
-
-    def _receive_metrics(self, metrics_data, timeout_millis: float = 10_000, **kwargs) -> None:
-        if self.produced is not None:
-            metrics_data = self.produced.inject(metrics_data, self)
-        if metrics_data is None or not metrics_data.resource_metrics:
-            return  # nothing at all this time: send nothing
-        super()._receive_metrics(metrics_data, timeout_millis=timeout_millis, **kwargs)
+    def adjust_batch(self, metrics_data):
+        return self.produced.inject(metrics_data, self) if self.produced is not None else metrics_data

@@ -15,17 +15,13 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from flask import has_request_context, request
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import get_current_span
 
 from . import catalog
 from .catalog import HTTP_METHODS, OTHER_METHOD, SCRAPE_ENVIRON_KEY, UNMATCHED_ENDPOINT
 from .deferred import DEFAULT_BUFFER_LIMIT, DeferredHistogram
-
-try:  # Flask keeps the active request context in this context variable.
-    from flask.globals import _cv_request as _request_context_var
-except ImportError:  # pragma: no cover - a Flask without it falls back to the proxy
-    _request_context_var = None
 
 _perf_counter = time.perf_counter
 _REPEATED_SLASHES = re.compile("/{2,}")
@@ -40,13 +36,8 @@ def normalize_method(method: str) -> str:
 
 
 def current_route() -> str:
-    """Route template of the active Flask request, or ``<unmatched>``."""
-    if _request_context_var is not None:
-        ctx = _request_context_var.get(None)
-        rule = ctx.request.url_rule if ctx is not None else None
-    else:  # pragma: no cover
-        from flask import has_request_context, request
-        rule = request.url_rule if has_request_context() else None
+    """Route template of the active Flask request, or ``<unmatched>`` (Flask's public request proxy)."""
+    rule = request.url_rule if has_request_context() else None
     return rule.rule if rule is not None else UNMATCHED_ENDPOINT
 
 

@@ -41,7 +41,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from .catalog import Family
-from .histograms import HistogramTable, ProducedHistograms, _histogram_temporality
+from .histograms import HistogramTable, ProducedHistograms, preferred_histogram_temporality
 
 MODES = ("off", "also", "only")
 SCALE = 3
@@ -178,7 +178,7 @@ class NativeHistograms(ProducedHistograms):
         return replace(metrics_data, resource_metrics=resource_metrics)
 
     def _exponential_metrics(self, reader) -> list[Metric]:
-        temporality = _histogram_temporality(reader)
+        temporality = preferred_histogram_temporality(reader)
         now = time.time_ns()
         metrics = []
         with self._lock:

@@ -156,7 +156,7 @@ class TelemetryWorkerMixin:
             self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds)
 
     def perform_job(self, job, queue):
-        if not getattr(self, "_is_horse", False):
+        if not self.is_horse:
             return super().perform_job(job, queue)
         self.telemetry.begin_capture()
         try:
