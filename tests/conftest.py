@@ -8,10 +8,13 @@ from pathlib import Path
 # Subprocesses inherit it; the adoption tests remove it to test the default.
 os.environ.setdefault("SUBLARR_METRICS_PATH", "/metrics")
 
-# Tests import the packages from the source tree even without an install.
-BACKEND = Path(__file__).resolve().parent.parent / "backend"
-if str(BACKEND) not in sys.path:
-    sys.path.insert(0, str(BACKEND))
+# Tests import the packages from the source tree even without an install, and the
+# tooling kept outside the installed package: bench/ (the benchmark) and
+# monitoring/sublarr_dashboards (the dashboard generator).
+CHECKOUT = Path(__file__).resolve().parent.parent
+for path in (CHECKOUT / "backend", CHECKOUT, CHECKOUT / "monitoring"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Real Redis/PostgreSQL fixtures: redis_server, redis_url, postgres_server, postgres_url.

@@ -25,6 +25,10 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
+CLI = (sys.executable, "-m", "telemetry.cli")
+"""The ``sublarr-telemetry`` command, run by the interpreter running the tests."""
+
+
 def venv_executable(name: str) -> str:
     """A console script installed beside the running interpreter (any virtualenv, not only .venv)."""
     path = Path(sys.executable).parent / name

@@ -19,8 +19,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import catalog
+from .dashboard_json import default_dashboards_dir, load_dashboards, panel_queries
 
 SAMPLE_SUFFIXES = ("_bucket", "_sum", "_count")
 OPTIONAL = {
@@ -140,8 +142,8 @@ def check_families(client: PrometheusClient, job: str) -> list[Finding]:
 
 
 def check_panels(client: PrometheusClient, job: str, instance: str, rate_interval: str,
-                 family_findings: list[Finding]) -> list[Finding]:
-    from .dashboards import build_all, panel_queries
+                 family_findings: list[Finding], dashboards: dict[str, dict]) -> list[Finding]:
+    """One finding per Prometheus target of every panel of ``dashboards`` (uid -> dashboard JSON)."""
 
     optional = {f.name: f.reason for f in family_findings if not f.required and not f.ok}
     # A store fed only by pushes (OTLP into Prometheus 3, VictoriaMetrics) has
@@ -149,7 +151,7 @@ def check_panels(client: PrometheusClient, job: str, instance: str, rate_interva
     scraped = bool(client.query(f'count(up{{job=~"{job}"}})'))
     waiting = next((f.reason for f in family_findings if f.pending), None)
     findings = []
-    for uid, dashboard in sorted(build_all().items()):
+    for uid, dashboard in sorted(dashboards.items()):
         for title, ref, expr in panel_queries(dashboard):
             name = f"{uid} / {title} [{ref}]"
             if waiting:
@@ -185,14 +187,31 @@ def render_table(findings: list[Finding]) -> str:
 
 
 def run_check(prometheus: str, job: str = ".*", instance: str = ".*", rate_interval: str = "1m",
-              panels: bool = True, out=None) -> int:
+              panels: bool = True, out=None, dashboards_dir: Path | None = None) -> int:
+    """Families, then (unless ``panels`` is false) the panels of the dashboard JSON in ``dashboards_dir``
+    (default: the checkout's monitoring/grafana/dashboards)."""
     import sys
     out = out or sys.stdout
+    dashboards = {}
+    if panels:
+        dashboards_dir = dashboards_dir or default_dashboards_dir()
+        if dashboards_dir is None:
+            print("check failed: no dashboards directory (monitoring/grafana/dashboards) here; "
+                  "pass --dashboards DIR or --families-only", file=out)
+            return 2
+        try:
+            dashboards = load_dashboards(dashboards_dir)
+        except ValueError as exc:
+            print(f"check failed: {exc}", file=out)
+            return 2
+        if not dashboards:
+            print(f"check failed: no dashboard JSON in {dashboards_dir}", file=out)
+            return 2
     client = PrometheusClient(prometheus)
     try:
         findings = check_families(client, job)
         if panels:
-            findings += check_panels(client, job, instance, rate_interval, findings)
+            findings += check_panels(client, job, instance, rate_interval, findings, dashboards)
     except PrometheusError as exc:
         print(f"check failed: {exc}", file=out)
         return 2

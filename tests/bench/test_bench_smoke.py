@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark machinery (``telemetry.bench``) on tiny budgets.
+"""Smoke tests of the benchmark machinery (``bench/overhead.py``) on tiny budgets.
 
 These check that every section runs, that the instrumented variants really
 recorded what was driven through them, and the output format. They never
@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from telemetry import bench
+from bench import overhead as bench
 
 TINY = bench.Budget(http_rounds=3, http_batch=40, http_threads=4, db_rounds=3, db_batch=40,
                     scrape_sizes=(5, 20), scrape_rounds=3, memory_sizes=(20,),

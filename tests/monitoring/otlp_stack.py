@@ -19,7 +19,7 @@ import time
 
 from monitoring_helpers import committed_dashboards, metric_names, recording_rules
 from support import REPO, free_port, wait_for
-from telemetry.dashboards import panel_queries, variable_queries
+from telemetry.dashboard_json import panel_queries, variable_queries
 from test_monitoring_e2e import MIN_TRAFFIC, Processes, _healthy, grafana_expr, must_move, no_data_problem
 
 APP_JOB, WORKER_JOB, CAPPED_JOB = "sublarr", "sublarr-worker", "sublarr-web-capped"

@@ -13,9 +13,10 @@ import pytest
 
 from monitoring_helpers import DASHBOARD_DIR, EXPECTED_UIDS, committed_dashboards, metric_name_tokens
 from support import REPO, missing
-from telemetry.dashboards import build_all, iter_panels, panel_queries, render, variable_queries
+from sublarr_dashboards import build_all, render
+from telemetry.dashboard_json import iter_panels, panel_queries, variable_queries
 
-REGENERATE = "cd backend && ../.venv/bin/python -m telemetry.dashboards"
+REGENERATE = "scripts/dashboards"
 PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge"}
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 SELECTOR_MATCHERS = ('job=~"$job"', 'instance=~"$instance"')
@@ -53,12 +54,11 @@ def test_output_is_deterministic(built):
 
 
 def test_check_cli_names_stale_files(sdk, tmp_path):
-    env_path = str(REPO / "backend")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "telemetry.dashboards", "--out", str(tmp_path), *args],
-                                       capture_output=True, text=True, cwd=env_path, timeout=120)
+    run = lambda *args: subprocess.run([str(REPO / "scripts" / "dashboards"), "--out", str(tmp_path), *args],
+                                       capture_output=True, text=True, timeout=120)
     first = run("--check")
     assert first.returncode == 1 and "sublarr-overview.json: missing" in first.stderr, first.stderr
-    assert "python -m telemetry.dashboards" in first.stderr
+    assert "regenerate with: scripts/dashboards\n" in first.stderr
     assert run().returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{uid}.json" for uid in EXPECTED_UIDS)
     assert run("--check").returncode == 0
@@ -248,15 +248,15 @@ def test_panel_queries_and_variable_queries_helpers(built):
 
 
 def test_monitoring_guide_dashboard_section_is_current(built):
-    from telemetry.dashboards import guide
+    from sublarr_dashboards import guide
 
     text = (REPO / "monitoring" / "README.md").read_text(encoding="utf-8")
     assert guide.replace_section(text, guide.markdown()) == text, \
-        "the dashboard section of monitoring/README.md is stale: run .venv/bin/python -m telemetry.dashboards"
+        "the dashboard section of monitoring/README.md is stale: run scripts/dashboards"
 
 
 def test_monitoring_guide_describes_every_row_and_panel_with_a_unit(built):
-    from telemetry.dashboards import guide
+    from sublarr_dashboards import guide
 
     section = guide.markdown()
     for dashboard in built.values():
@@ -272,7 +272,7 @@ def test_monitoring_guide_describes_every_row_and_panel_with_a_unit(built):
 
 def test_redis_row_is_collapsed_and_holds_its_panels(built):
     """Redis is optional: its row starts collapsed; every other row is open."""
-    from telemetry.dashboards import guide
+    from sublarr_dashboards import guide
 
     for uid, dashboard in built.items():
         for title, collapsed, panels in guide.rows(dashboard):

@@ -27,7 +27,7 @@ import pytest
 
 from monitoring_helpers import PROMETHEUS_CONFIG, PROMETHEUS_DIR, committed_dashboards, load_yaml, recording_rules
 from support import REPO, free_port, wait_for
-from telemetry.dashboards import panel_queries, variable_queries
+from telemetry.dashboard_json import panel_queries, variable_queries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

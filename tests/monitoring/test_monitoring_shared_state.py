@@ -12,7 +12,7 @@ import pytest
 
 from monitoring_helpers import committed_dashboards, rule_groups
 from telemetry.callbacks import SHARED_SOURCES
-from telemetry.dashboards import iter_panels
+from telemetry.dashboard_json import iter_panels
 
 SHARED_FAMILIES = ("sublarr_job_queue_size", "sublarr_wanted_queue_size", "sublarr_database_size_bytes",
                    "sublarr_redis_memory_used_bytes", "sublarr_redis_connected")

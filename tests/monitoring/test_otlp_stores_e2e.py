@@ -16,7 +16,7 @@ import pytest
 
 from collector import VENDOR_CONFIG, OtelCollector
 from otlp_stack import CAPPED_JOB, PUSHING_JOBS, OtlpStack, assert_every_panel_has_data
-from support import missing, venv_executable
+from support import CLI, missing
 from telemetry import catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -40,7 +40,7 @@ def label_problems(store) -> list[str]:
 
 
 def run_check(url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus", url,
+    return subprocess.run([*CLI, "check", "--prometheus", url,
                            "--rate-interval", "15s"], capture_output=True, text=True, timeout=120)
 
 

@@ -3,11 +3,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-from support import venv_executable, wait_for
+from support import CLI, wait_for
 
 SCRAPE = "1s"
 
@@ -17,7 +18,7 @@ def demo(tmp_path):
     env = dict(os.environ, SUBLARR_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
     for key in ("SUBLARR_DATABASE_URL", "SUBLARR_REDIS_URL"):
         env.pop(key, None)
-    process = subprocess.Popen([venv_executable("sublarr-telemetry"), "demo", "--host", "127.0.0.1",
+    process = subprocess.Popen([sys.executable, "-m", "refapp.demo", "--host", "127.0.0.1",
                                 "--port", "0", "--rate", "40", "--seed", "3"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = None
@@ -41,7 +42,7 @@ def scrape_config(target, drop=None):
 
 
 def run_check(prometheus_url):
-    return subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
+    return subprocess.run([*CLI, "check", "--prometheus",
                            prometheus_url, "--rate-interval", "15s"], capture_output=True, text=True, timeout=120)
 
 
@@ -85,7 +86,7 @@ def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_fact
 
     prometheus = prometheus_factory(scrape_config(f"127.0.0.1:{free_port()}"))  # nothing listens there
     wait_for(lambda: prometheus.query('up{job="sublarr"}'), timeout=30, what="the first (failed) scrape")
-    result = subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
+    result = subprocess.run([*CLI, "check", "--prometheus",
                              prometheus.url, "--job", "sublarr"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout
     assert "configured" not in result.stdout, result.stdout
@@ -94,7 +95,7 @@ def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_fact
     assert re.search(r"panel\s+sublarr-overview / .+no data\s+no data yet", result.stdout), result.stdout
     assert "up == 0" in result.stdout.splitlines()[-1]
 
-    result = subprocess.run([venv_executable("sublarr-telemetry"), "check", "--prometheus",
+    result = subprocess.run([*CLI, "check", "--prometheus",
                              prometheus.url, "--job", "no-such-job", "--families-only"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout

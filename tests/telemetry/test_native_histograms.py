@@ -102,7 +102,8 @@ def test_only_mode_sends_native_histograms_for_requests_queries_and_jobs(otlp_pr
     classic ones; the native dashboard's panels have data."""
     from refapp import Config, create_app, jobs
     from rq import Queue
-    from telemetry.dashboards import native, panel_queries
+    from sublarr_dashboards import native
+    from telemetry.dashboard_json import panel_queries
     from telemetry.rq_worker import SimpleWorker, WorkerTelemetry
 
     prometheus = otlp_prometheus()
@@ -156,6 +157,6 @@ def test_only_mode_sends_native_histograms_for_requests_queries_and_jobs(otlp_pr
 
 
 def test_committed_native_dashboard_is_generated():
-    from telemetry.dashboards import native
-    assert native.main(["--check"]) == 0, "run python -m telemetry.dashboards.native"
+    from sublarr_dashboards import native
+    assert native.main(["--check"]) == 0, "run scripts/dashboards native"
     assert native.out_path().parent == REPO / "monitoring" / "grafana" / "dashboards-native"

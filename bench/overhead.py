@@ -1,4 +1,4 @@
-"""Overhead benchmark: ``sublarr-telemetry bench [--quick] [--json PATH]``.
+"""Overhead benchmark: ``.venv/bin/python bench/run.py [--quick] [--json PATH]``.
 
 Measures this package against a bare app and against a hand-written
 ``prometheus_client`` implementation of the same series, side by side in one
@@ -110,7 +110,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalog
+from telemetry import catalog
 
 _perf = time.perf_counter
 
@@ -184,7 +184,7 @@ _OTHER_METHOD = catalog.OTHER_METHOD
 def _flask_route() -> str:
     # The baseline gets the same route lookup as ours: the comparison is
     # about how the series are recorded, not about reading the route.
-    from .http_metrics import current_route
+    from telemetry.http_metrics import current_route
     return current_route()
 
 
@@ -355,8 +355,8 @@ def build_app(variant: str) -> BenchApp:
 
     bench = BenchApp(variant, app)
     if variant == "ours":
-        from .extension import Telemetry
-        from .settings import Settings
+        from telemetry.extension import Telemetry
+        from telemetry.settings import Settings
 
         bench.telemetry = Telemetry(settings=Settings())
         bench.telemetry.init_app(app)
@@ -375,7 +375,7 @@ def build_app(variant: str) -> BenchApp:
 
 
 def server_app(variant: str) -> Any:
-    """Gunicorn entry point: ``telemetry.bench:server_app('ours')``."""
+    """Gunicorn entry point: ``bench.overhead:server_app('ours')``."""
     if variant == "prom":
         import prometheus_client
 
@@ -626,9 +626,9 @@ def ours_pipeline(max_series: int | None = None, extra_readers: tuple = ()) -> A
     wiring (views, series guards, readers, whatever feeds the histograms).
     ``max_series`` is ``SUBLARR_METRICS_MAX_SERIES``.
     """
-    from .callbacks import StateTargets
-    from .pipeline import build_pipeline
-    from .settings import Settings
+    from telemetry.callbacks import StateTargets
+    from telemetry.pipeline import build_pipeline
+    from telemetry.settings import Settings
 
     settings = Settings() if max_series is None else Settings(max_series=max_series)
     return build_pipeline(settings, lambda queries: StateTargets(), extra_readers=extra_readers)
@@ -738,7 +738,7 @@ class _OursSeries:
         if otlp:
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-            from .histograms import InjectingReaderMixin
+            from telemetry.histograms import InjectingReaderMixin
 
             class OtlpReader(InjectingReaderMixin, InMemoryMetricReader):
                 pass
@@ -768,7 +768,7 @@ class _OursSeries:
 
 
 def _ours_series_for(n: int, otlp: bool = False) -> Callable[[], _OursSeries]:
-    from .settings import Settings
+    from telemetry.settings import Settings
 
     return lambda: _OursSeries(max_series=max(Settings().max_series, n), otlp=otlp)
 
@@ -923,7 +923,7 @@ def run_memory(budget: Budget, log: Callable[[str], None] = lambda s: None) -> d
 
 # --- 5. whole server -------------------------------------------------------------------
 
-def _backend_dir() -> str:
+def _checkout_dir() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
@@ -949,11 +949,11 @@ class GunicornServer:
         self.variant = variant
         self.port = _free_port()
         env = dict(os.environ)
-        env["PYTHONPATH"] = _backend_dir() + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = _checkout_dir() + os.pathsep + env.get("PYTHONPATH", "")
         self.errors = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
                "--workers", "1", "--threads", str(threads), "--worker-class", "gthread",
-               "--log-level", "warning", f"telemetry.bench:server_app({variant!r})"]
+               "--log-level", "warning", f"bench.overhead:server_app({variant!r})"]
         self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.errors)
         self._worker = None
 
@@ -1060,9 +1060,9 @@ def loadgen_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_python_load(host: str, port: int, path: str, connections: int, seconds: float) -> dict:
-    code = "import sys; from telemetry.bench import loadgen_main; sys.exit(loadgen_main(sys.argv[1:]))"
+    code = "import sys; from bench.overhead import loadgen_main; sys.exit(loadgen_main(sys.argv[1:]))"
     env = dict(os.environ)
-    env["PYTHONPATH"] = _backend_dir() + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = _checkout_dir() + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run([sys.executable, "-c", code, host, str(port), path, str(connections), str(seconds)],
                           capture_output=True, text=True, timeout=seconds + 60, env=env)
     if done.returncode != 0:
@@ -1306,11 +1306,12 @@ def environment() -> dict:
         info["loadavg_at_start"] = os.getloadavg()
     except OSError:
         pass
-    package = Path(__file__).resolve().parent
+    import telemetry
+
+    package = Path(telemetry.__file__).resolve().parent
     digest = hashlib.sha256()
     for source in sorted(package.glob("*.py")):
-        if source.name != "bench.py":
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
     info["telemetry_sources_sha256"] = digest.hexdigest()[:16]  # which code was measured
     try:
         head = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
@@ -1367,7 +1368,7 @@ def _json_safe(value: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="sublarr-telemetry bench",
+        prog="bench/run.py",
         description="Overhead of sublarr telemetry versus a bare app and a prometheus_client version.")
     parser.add_argument("--quick", action="store_true", help="a reduced run (under two minutes)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers to PATH")
@@ -1390,7 +1391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(_json_safe(results), indent=2, sort_keys=True) + "\n")
     env = results["environment"]
-    print(f"sublarr-telemetry bench ({'quick' if args.quick else 'full'}), python {env['python']}, "
+    print(f"bench/run.py ({'quick' if args.quick else 'full'}), python {env['python']}, "
           f"{env['cpus']} CPUs, load average at start {tuple(round(x, 2) for x in env.get('loadavg_at_start', ()))}, "
           f"{results['elapsed_seconds']:.0f} s; code {env.get('git_head', '?')} "
           f"(telemetry sources {env['telemetry_sources_sha256']})")

@@ -1,4 +1,4 @@
-"""``sublarr-telemetry demo``: the reference app, instrumented, under traffic.
+"""``python -m refapp.demo`` (``scripts/demo``): the reference app, instrumented, under traffic.
 
 Embedded defaults only (SQLite in a temporary data directory, memory cache,
 memory queue), whatever ``SUBLARR_DATABASE_URL`` or ``SUBLARR_REDIS_URL`` say,
@@ -6,6 +6,7 @@ so the demo runs from a fresh clone with nothing else installed.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -39,9 +40,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, rate: float = 20.0,
     try:
         from werkzeug.serving import make_server
 
-        from refapp.app import create_app
-        from refapp.config import Config
-        from refapp.traffic import TrafficGenerator
+        from .app import create_app
+        from .config import Config
+        from .traffic import TrafficGenerator
     except ImportError as exc:
         print(f"the demo needs the reference app and its extras ({exc}); "
               "install with: pip install -e '.[refapp]'", file=sys.stderr)
@@ -130,3 +131,20 @@ def _progress(elapsed: float, generator) -> str:
         by_class[key] = by_class.get(key, 0) + count
     classes = "  ".join(f"{k} {v}" for k, v in sorted(by_class.items()))
     return f"[demo] {elapsed:6.1f}s  requests {stats.total}  {classes}  errors {stats.errors}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/demo", description="run the instrumented reference app "
+                                                                        "with generated traffic")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")
+    parser.add_argument("--rate", type=float, default=20.0, help="generated requests per second (default 20; 0 = none)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for a repeatable traffic mix")
+    args = parser.parse_args(argv)
+    return run_demo(host=args.host, port=args.port, rate=args.rate, duration=args.duration, seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,7 @@ OTLP into Prometheus 3 (see telemetry.native_histograms); on the classic
 paths its panels stay empty, so it is not one of the default dashboards
 (``DASHBOARD_MODULES``) and lives in its own directory:
 
-  python -m telemetry.dashboards.native [--check]   # monitoring/grafana/dashboards-native/
+  scripts/dashboards native [--check]   # monitoring/grafana/dashboards-native/
 
 A native histogram is one series per label set with no ``le``; quantiles
 aggregate it with ``sum`` like any counter.
@@ -65,7 +65,7 @@ def build() -> dict:
 
 
 def out_path() -> Path:
-    return Path(__file__).resolve().parents[3] / "monitoring" / "grafana" / "dashboards-native" / f"{UID}.json"
+    return Path(__file__).resolve().parents[1] / "grafana" / "dashboards-native" / f"{UID}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     path, text = out_path(), render(build())
     if "--check" in args:
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"{path}: differs from the generator's output; run python -m telemetry.dashboards.native",
+            print(f"{path}: differs from the generator's output; run scripts/dashboards native",
                   file=sys.stderr)
             return 1
         return 0

@@ -1,0 +1,1 @@
+"""Benchmarks of the telemetry package (not installed with it): ``bench/run.py``."""
