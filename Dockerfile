@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY backend ./backend
-RUN pip install ".[refapp]" && useradd --system --uid 10001 --home-dir /data sublarr \
+COPY examples/refapp ./examples/refapp
+RUN pip install . ./examples/refapp && useradd --system --uid 10001 --home-dir /data sublarr \
     && mkdir -p /data && chown sublarr /data
 
 USER sublarr

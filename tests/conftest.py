@@ -8,11 +8,11 @@ from pathlib import Path
 # Subprocesses inherit it; the adoption tests remove it to test the default.
 os.environ.setdefault("SUBLARR_METRICS_PATH", "/metrics")
 
-# Tests import the packages from the source tree even without an install, and the
-# tooling kept outside the installed package: bench/ (the benchmark) and
-# monitoring/sublarr_dashboards (the dashboard generator).
+# Tests import the packages from the source tree even without an install, and what
+# is kept outside the installed package: the reference app (examples/refapp), the
+# benchmark (bench/) and the dashboard generator (monitoring/sublarr_dashboards).
 CHECKOUT = Path(__file__).resolve().parent.parent
-for path in (CHECKOUT / "backend", CHECKOUT, CHECKOUT / "monitoring"):
+for path in (CHECKOUT / "backend", CHECKOUT / "examples" / "refapp", CHECKOUT, CHECKOUT / "monitoring"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
