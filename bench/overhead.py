@@ -626,7 +626,7 @@ def ours_pipeline(max_series: int | None = None, extra_readers: tuple = ()) -> A
     wiring (views, series guards, readers, whatever feeds the histograms).
     ``max_series`` is ``SUBLARR_METRICS_MAX_SERIES``.
     """
-    from telemetry.callbacks import StateTargets
+    from telemetry.state.callbacks import StateTargets
     from telemetry.pipeline import build_pipeline
     from telemetry.settings import Settings
 
@@ -1310,8 +1310,8 @@ def environment() -> dict:
 
     package = Path(telemetry.__file__).resolve().parent
     digest = hashlib.sha256()
-    for source in sorted(package.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
     info["telemetry_sources_sha256"] = digest.hexdigest()[:16]  # which code was measured
     try:
         head = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],

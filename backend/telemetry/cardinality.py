@@ -25,7 +25,7 @@ from . import catalog
 from .catalog import OVERFLOW
 from .labels import LabelSanitizer
 
-_log = logging.getLogger("telemetry.cardinality")
+_log = logging.getLogger(__name__)
 DEFAULT_MAX_SERIES = 1000
 
 

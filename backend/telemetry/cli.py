@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import reference
+from . import catalog_docs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,16 +34,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "check":
-        from .doctor import run_check
+        from .check import run_check
         return run_check(args.prometheus, args.job, args.instance, args.rate_interval,
                          panels=not args.families_only, dashboards_dir=args.dashboards)
 
     if args.command == "catalog":
         if args.write_readme:
-            changed = reference.write_readme(Path(args.write_readme))
+            changed = catalog_docs.write_readme(Path(args.write_readme))
             print(f"{args.write_readme}: {'updated' if changed else 'already current'}")
             return 0
-        render = {"table": reference.table, "markdown": reference.markdown, "json": reference.as_json}
+        render = {"table": catalog_docs.table, "markdown": catalog_docs.markdown, "json": catalog_docs.as_json}
         sys.stdout.write(render[args.format]())
         if args.format == "json":
             sys.stdout.write("\n")

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _compat
 
-_log = logging.getLogger("telemetry.discovery")
+_log = logging.getLogger(__name__)
 
 Getter = Callable[[], Any]
 

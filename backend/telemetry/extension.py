@@ -20,7 +20,7 @@ from .settings import LISTEN_ACCEPTED, Settings, SettingsError
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
 
-_log = logging.getLogger("telemetry")
+_log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "sublarr_telemetry"
 METRICS_ENDPOINT = "sublarr_telemetry_metrics"
@@ -187,7 +187,7 @@ class Telemetry:
 
     def _build_pipeline(self, app: "Flask"):
         from . import discovery
-        from .callbacks import DEFAULT_COUNT_QUERIES, StateTargets
+        from .state.callbacks import DEFAULT_COUNT_QUERIES, StateTargets
         from .pipeline import build_pipeline
 
         given = self._targets
@@ -251,7 +251,7 @@ class Telemetry:
         """In a forked child (gunicorn --preload): a pipeline of its own.
 
         The parent's readers never export from here (see
-        :class:`~telemetry.export.ProcessLocalReader`); the child gets a new
+        :class:`~telemetry.otlp_reader.ProcessLocalReader`); the child gets a new
         provider, a new ``service.instance.id`` and empty recorders, so nothing
         the parent recorded is counted twice.
         """

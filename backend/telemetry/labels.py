@@ -31,7 +31,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import catalog
 
-_log = logging.getLogger("telemetry.labels")
+_log = logging.getLogger(__name__)
 
 MAX_VALUE_CHARS = 256
 REPLACEMENT = "\ufffd"

@@ -23,18 +23,18 @@ from prometheus_client import CollectorRegistry
 from . import catalog, events
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from .callbacks import CallbackLayer, StateTargets
+from .state.callbacks import CallbackLayer, StateTargets
 from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
 from .direct import DirectSource
 from .exposition import ScrapeRenderer
 from .fast_exposition import CachedExposition
-from .export import ProcessLocalReader, build_otlp_reader
+from .otlp_reader import ProcessLocalReader, build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
 from .labels import LabelSanitizer
 from .native_histograms import NativeHistograms, build_produced
-from .provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
+from .meter_provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
 from .settings import Settings
 from .subtitles import SubtitleMetrics
 
@@ -137,7 +137,7 @@ class Pipeline:
             self.shutdown(timeout_seconds=EXIT_FLUSH_SECONDS)
         except Exception as exc:  # noqa: BLE001 - never a traceback at exit
             import logging
-            logging.getLogger("telemetry").warning("sublarr telemetry: final export failed: %s", exc)
+            logging.getLogger(__name__).warning("sublarr telemetry: final export failed: %s", exc)
 
 
 EXIT_FLUSH_SECONDS = 1.0

@@ -30,11 +30,11 @@ from collections.abc import Iterable
 import rq
 
 from . import events
-from .callbacks import StateTargets
+from .state.callbacks import StateTargets
 from .pipeline import Pipeline, build_pipeline
 from .settings import Settings
 
-_log = logging.getLogger("telemetry.rq")
+_log = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
 
 

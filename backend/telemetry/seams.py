@@ -36,7 +36,7 @@ from typing import Any
 
 from . import events
 
-_log = logging.getLogger("telemetry.seams")
+_log = logging.getLogger(__name__)
 _WRAPPED = "__sublarr_telemetry_wrapped__"
 PROVIDER_BASE = ("providers.base", "SubtitleProvider")
 TRANSLATE_FILE = ("translator.core", "translate_file")

@@ -19,7 +19,7 @@ import logging
 
 from . import events
 
-_log = logging.getLogger("telemetry.sublarr_metrics")
+_log = logging.getLogger(__name__)
 
 try:  # the same meaning as Sublarr's flag: can metrics be produced at all
     import opentelemetry.sdk.metrics  # noqa: F401

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from monitoring_helpers import committed_dashboards, rule_groups
-from telemetry.callbacks import SHARED_SOURCES
+from telemetry.state.callbacks import SHARED_SOURCES
 from telemetry.dashboard_json import iter_panels
 
 SHARED_FAMILIES = ("sublarr_job_queue_size", "sublarr_wanted_queue_size", "sublarr_database_size_bytes",

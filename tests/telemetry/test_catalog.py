@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support import REPO, label_sets, parse
 from telemetry import catalog
 from telemetry.catalog import Kind
-from telemetry.provider import build_meter_provider, build_prometheus_reader
+from telemetry.meter_provider import build_meter_provider, build_prometheus_reader
 
 CONTRACT = REPO / "tests" / "golden" / "contract.json"
 

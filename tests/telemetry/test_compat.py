@@ -97,7 +97,7 @@ def test_a_reader_base_without_the_hooks_fails_at_class_creation():
 def test_the_periodic_reader_still_restarts_through_the_fork_hook():
     _, PeriodicExportingMetricReader = _sdk_reader_classes()
     assert callable(PeriodicExportingMetricReader._at_fork_reinit)
-    from telemetry.export import ProcessLocalReader
+    from telemetry.otlp_reader import ProcessLocalReader
     assert ProcessLocalReader._at_fork_reinit is _compat.NoRestartInForkedChild._at_fork_reinit
 
 

@@ -4,12 +4,12 @@ import re
 from pathlib import Path
 
 from support import REPO
-from telemetry import catalog, reference
+from telemetry import catalog, catalog_docs
 
 
 def test_readme_metric_reference_is_current():
     readme = (REPO / "README.md").read_text()
-    assert reference.replace_section(readme, reference.markdown()) == readme, \
+    assert catalog_docs.replace_section(readme, catalog_docs.markdown()) == readme, \
         "README metric reference is stale: run `sublarr-telemetry catalog --write-readme`"
     for family in catalog.FAMILIES:
         assert f"`{family.name}`" in readme
@@ -17,7 +17,7 @@ def test_readme_metric_reference_is_current():
 
 def test_contract_page_reference_is_current():
     page = (REPO / "docs" / "metrics.md").read_text()
-    assert reference.replace_section(page, reference.markdown()) == page, \
+    assert catalog_docs.replace_section(page, catalog_docs.markdown()) == page, \
         "docs/metrics.md is stale: run `sublarr-telemetry catalog --write-readme docs/metrics.md`"
     assert "(docs/metrics.md)" in (REPO / "README.md").read_text()
 
@@ -61,7 +61,7 @@ def test_monitoring_guide_reference_and_alert_table_are_current():
     import yaml
 
     guide = (REPO / "monitoring" / "README.md").read_text()
-    assert reference.replace_section(guide, reference.markdown()) == guide, \
+    assert catalog_docs.replace_section(guide, catalog_docs.markdown()) == guide, \
         "monitoring/README.md reference is stale: run `sublarr-telemetry catalog --write-readme monitoring/README.md`"
     rules = yaml.safe_load((REPO / "monitoring" / "prometheus" / "rules" / "sublarr.rules.yml").read_text())
     alerts = {r["alert"]: r["labels"]["severity"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
@@ -77,7 +77,7 @@ def test_monitoring_guide_says_how_long_each_source_keeps_its_last_reading():
     """The 'last good reading kept' column is what the callback layer does."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from telemetry.callbacks import CallbackLayer, StateTargets
+    from telemetry.state.callbacks import CallbackLayer, StateTargets
 
     guide = (REPO / "monitoring" / "README.md").read_text()
     rows = re.findall(r"^\| ([a-z_, ]+) \| .* \| ([0-9.]+) (s|min) \|$", guide, flags=re.M)

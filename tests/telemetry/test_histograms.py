@@ -10,7 +10,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry import catalog
 from telemetry.histograms import HistogramTable, InjectingReaderMixin, ProducedHistograms
-from telemetry.provider import build_views
+from telemetry.meter_provider import build_views
 
 FAMILY = catalog.family("sublarr_http_request_duration_seconds")
 

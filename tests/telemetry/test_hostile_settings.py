@@ -217,7 +217,7 @@ def test_one_bad_disk_path_hides_none_of_the_others(tmp_path, caplog):
     telemetry = Telemetry(settings=settings_).init_app(app)
     client = app.test_client()
     try:
-        with caplog.at_level(logging.WARNING, logger="telemetry.sources"):
+        with caplog.at_level(logging.WARNING, logger="telemetry.state.sources"):
             first = scrape(client)
             telemetry.pipeline.callbacks.sources["disk"]._checked_at = None  # force a second read
             second = scrape(client)
@@ -264,7 +264,7 @@ def test_one_broken_breaker_hides_none_of_the_others(caplog):
     app = Flask("breakers")
     telemetry = Telemetry(settings=Settings(), breakers={"broken": Broken(), "fine": Fine()}).init_app(app)
     try:
-        with caplog.at_level(logging.WARNING, logger="telemetry.sources"):
+        with caplog.at_level(logging.WARNING, logger="telemetry.state.sources"):
             text = scrape(app.test_client())
     finally:
         telemetry.shutdown()

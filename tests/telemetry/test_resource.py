@@ -1,5 +1,5 @@
 """service.name defaults to sublarr and yields to the standard OTEL_* variables."""
-from telemetry.provider import build_resource
+from telemetry.meter_provider import build_resource
 
 
 def test_default_service_name(monkeypatch):
@@ -27,7 +27,7 @@ def test_an_instance_id_given_from_outside_becomes_one_per_process(monkeypatch):
     import os
     import uuid
 
-    from telemetry.callbacks import StateTargets
+    from telemetry.state.callbacks import StateTargets
     from telemetry.pipeline import build_pipeline
     from telemetry.settings import Settings
 

@@ -3,7 +3,7 @@ import logging
 import threading
 import time
 
-from telemetry.sources import Source
+from telemetry.state.sources import Source
 
 
 def test_a_hung_read_costs_one_budget_then_nothing(caplog):

@@ -391,7 +391,7 @@ def test_drop_views_match_the_instrumentation_scopes_only():
     """Views, not wildcards: a histogram of the same name under the contract's scope survives."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from telemetry import catalog
-    from telemetry.provider import INSTRUMENTATION_SCOPES, build_meter_provider
+    from telemetry.meter_provider import INSTRUMENTATION_SCOPES, build_meter_provider
 
     def recorded(drop_scopes):
         reader = InMemoryMetricReader()

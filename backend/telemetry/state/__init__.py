@@ -1,7 +1,10 @@
-"""Reading external state: pure functions that return small frozen dataclasses.
+"""Reading external state, all in one place.
 
-Nothing here knows about OpenTelemetry. Each reader takes the object it reads
-(a pool, a cache backend, a queue, a Redis client) and returns what it found,
-or raises; :mod:`telemetry.callbacks` decides how readings become
-observations and what a failure costs.
+The readers (:mod:`.breakers`, :mod:`.cache`, :mod:`.database`,
+:mod:`.process`, :mod:`.queue`, :mod:`.redis`) are pure functions that take
+the object they read (a pool, a cache backend, a queue, a Redis client) and
+return small frozen dataclasses, or raise; nothing in them knows about
+OpenTelemetry. :mod:`.sources` runs each reader time-bounded and isolated,
+keeping its last reading and health; :mod:`.callbacks` decides how readings
+become observations and what a failure costs.
 """

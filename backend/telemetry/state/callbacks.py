@@ -2,7 +2,7 @@
 
 Every non-HTTP gauge (and the cache counters, which mirror the backend's own
 statistics) is an observable instrument whose callback asks one
-:class:`~telemetry.sources.Source` for its latest reading and maps it with a
+:class:`~telemetry.state.sources.Source` for its latest reading and maps it with a
 small pure function. The objects read (engine, cache, queue, breakers) are
 looked up through getters at collect time, so an app factory may attach them
 after adopting telemetry. A source that fails or is late loses only its own
@@ -18,18 +18,18 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from . import catalog
-from .catalog import Kind
-from .discovery import Missing
-from .labels import LabelSanitizer
+from .. import catalog
+from ..catalog import Kind
+from ..discovery import Missing
+from ..labels import LabelSanitizer
+from . import breakers as breaker_state
+from . import cache as cache_state
+from . import process as process_state
+from . import queue as queue_state
+from . import redis as redis_state
 from .sources import Source, constant
-from .state import breakers as breaker_state
-from .state import cache as cache_state
-from .state import process as process_state
-from .state import queue as queue_state
-from .state import redis as redis_state
 
-_log = logging.getLogger("telemetry.callbacks")
+_log = logging.getLogger(__name__)
 Getter = Callable[[], Any]
 Points = Iterable[tuple[float, dict[str, str]]]
 
@@ -209,14 +209,14 @@ class CallbackLayer:
         engine = self.targets.engine()
         if engine is None:
             return None
-        from .state import database as db_state  # SQLAlchemy only when there is an engine
+        from . import database as db_state  # SQLAlchemy only when there is an engine
         return db_state.read_pool(engine)
 
     def _read_database(self):
         engine = self.targets.engine()
         if engine is None:
             return None
-        from .state import database as db_state
+        from . import database as db_state
         reading = db_state.read_database(engine, self._probe_for(engine))
         for problem in reading.errors:
             self.sources["database"].report(problem)
@@ -234,14 +234,14 @@ class CallbackLayer:
         sql = self.targets.count_queries.get(family)
         if engine is None or not sql:
             raise LookupError(f"no count for {family}: neither the host's function nor a query")
-        from .state import database as db_state
+        from . import database as db_state
         return db_state.read_count(self._probe_for(engine), sql)
 
     def _probe_for(self, engine):
         """Telemetry's own unpooled engine beside the app's (see state.database.make_probe_engine)."""
         probe = self._probe_engines.get(id(engine))
         if probe is None:
-            from .state import database as db_state
+            from . import database as db_state
             probe = self._probe_engines[id(engine)] = db_state.make_probe_engine(engine)
         return probe
 

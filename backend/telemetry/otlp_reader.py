@@ -1,4 +1,4 @@
-"""Readers that export: the Prometheus pull reader and the OTLP push reader.
+"""The OTLP push reader (the Prometheus pull reader is built in :mod:`telemetry.meter_provider`).
 
 The OTLP reader is process-local. The SDK restarts a periodic reader's thread
 in a forked child, where it would re-send the parent's cumulative points

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-_log = logging.getLogger("telemetry.sources")
+_log = logging.getLogger(__name__)
 
 
 @dataclass
