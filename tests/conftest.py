@@ -18,4 +18,4 @@ for path in (CHECKOUT / "backend", CHECKOUT / "examples" / "refapp", CHECKOUT, C
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Real Redis/PostgreSQL fixtures: redis_server, redis_url, postgres_server, postgres_url.
-pytest_plugins = ["server_fixtures"]
+pytest_plugins = ["harness.server_fixtures"]

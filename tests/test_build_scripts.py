@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from support import REPO, missing
+from harness.support import REPO, missing
 
 GO_BUILDS = ["build-collector", "build-compose"]
 

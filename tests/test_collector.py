@@ -33,8 +33,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector import VENDOR_CONFIG, OtelCollector, validate
-from support import wait_for
+from harness.collector import VENDOR_CONFIG, OtelCollector, validate
+from harness.support import wait_for
 
 pytestmark = pytest.mark.e2e
 

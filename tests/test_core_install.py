@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from support import REPO, missing
+from harness.support import REPO, missing
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import REPO, free_port, missing, terminate, wait_for
+from harness.support import REPO, free_port, missing, terminate, wait_for
 
 DOCS = [REPO / "README.md", REPO / "monitoring" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Inline code counts as a command when it starts like one.

@@ -13,7 +13,7 @@ import subprocess
 
 import yaml
 
-from monitoring_helpers import RULE_TESTS, RULES_FILE, committed_dashboards, rule_groups
+from harness.monitoring import RULE_TESTS, RULES_FILE, committed_dashboards, rule_groups
 from telemetry.dashboard_json import panel_queries
 
 # A matcher on le or quantile with any operator: le="1", le=~"1(\.0)?", le!="+Inf".

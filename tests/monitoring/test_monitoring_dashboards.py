@@ -11,8 +11,8 @@ import tomllib
 
 import pytest
 
-from monitoring_helpers import DASHBOARD_DIR, EXPECTED_UIDS, committed_dashboards, metric_name_tokens
-from support import REPO, missing
+from harness.monitoring import DASHBOARD_DIR, EXPECTED_UIDS, committed_dashboards, metric_name_tokens
+from harness.support import REPO, missing
 from sublarr_dashboards import build_all, render
 from telemetry.dashboard_json import iter_panels, panel_queries, variable_queries
 

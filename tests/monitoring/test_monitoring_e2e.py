@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from monitoring_helpers import PROMETHEUS_CONFIG, PROMETHEUS_DIR, committed_dashboards, load_yaml, recording_rules
-from support import REPO, free_port, wait_for
+from harness.monitoring import PROMETHEUS_CONFIG, PROMETHEUS_DIR, committed_dashboards, load_yaml, recording_rules
+from harness.support import REPO, free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from monitoring_helpers import (PROMETHEUS_SERIES, alerting_rules, committed_dashboards, family_of,
+from harness.monitoring import (PROMETHEUS_SERIES, alerting_rules, committed_dashboards, family_of,
                                 label_values_metric, metric_name_tokens, metric_names, recording_rules)
 from telemetry import catalog
 from telemetry.dashboard_json import panel_queries, variable_queries

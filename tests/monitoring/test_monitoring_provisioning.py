@@ -3,7 +3,7 @@ datasource has the fixed uid the dashboards expect, and the dashboard provider
 reads the directory the compose file mounts the generated JSON at."""
 from pathlib import PurePosixPath
 
-from monitoring_helpers import DASHBOARD_DIR, PROVISIONING, REPO, committed_dashboards, load_yaml
+from harness.monitoring import DASHBOARD_DIR, PROVISIONING, REPO, committed_dashboards, load_yaml
 
 # (host path relative to the repo, container path): what compose.yaml must
 # mount into the grafana service. The lead's compose test asserts the same pairs.

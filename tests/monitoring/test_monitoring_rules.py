@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from monitoring_helpers import (PROMETHEUS_CONFIG, PROMETHEUS_DIR, RULE_TESTS, RULES_FILE, alerting_rules,
+from harness.monitoring import (PROMETHEUS_CONFIG, PROMETHEUS_DIR, RULE_TESTS, RULES_FILE, alerting_rules,
                                 load_yaml, recording_rules, runbook_anchors)
 
 SEVERITIES = {"critical", "warning", "info"}

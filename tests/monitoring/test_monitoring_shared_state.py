@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from monitoring_helpers import committed_dashboards, rule_groups
+from harness.monitoring import committed_dashboards, rule_groups
 from telemetry.state.callbacks import SHARED_SOURCES
 from telemetry.dashboard_json import iter_panels
 

@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
-from collector import VENDOR_CONFIG, OtelCollector
-from otlp_stack import CAPPED_JOB, PUSHING_JOBS, OtlpStack, assert_every_panel_has_data
-from support import CLI, missing
+from harness.collector import VENDOR_CONFIG, OtelCollector
+from harness.otlp_stack import CAPPED_JOB, PUSHING_JOBS, OtlpStack, assert_every_panel_has_data
+from harness.support import CLI, missing
 from telemetry import catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -73,8 +73,8 @@ def test_otlp_straight_into_prometheus_3(tmp_path, postgres_url, redis_url, otlp
 
 @pytest.fixture
 def victoriametrics():
-    from servers import ServerUnavailable
-    from victoriametrics_server import VictoriaMetricsServer
+    from harness.servers import ServerUnavailable
+    from harness.victoriametrics_server import VictoriaMetricsServer
     try:
         # VictoriaMetrics makes the instrumentation scope labels unless told
         # not to (otel-collector/vendor.yaml says why the collector cannot).
@@ -99,7 +99,7 @@ def test_victoriametrics_through_the_vendor_overlay(tmp_path, postgres_url, redi
         assert_same_series_as_the_prometheus_paths(victoriametrics)
         # The alerts' expressions run there too (VictoriaMetrics has no rule
         # engine of its own; vmalert would evaluate them).
-        from monitoring_helpers import alerting_rules
+        from harness.monitoring import alerting_rules
         for rule in alerting_rules():
             victoriametrics.query(rule["expr"])
         # The collector's own Prometheus path still has its job/instance from the untouched resource.

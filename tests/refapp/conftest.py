@@ -1,10 +1,11 @@
 """Fixtures for the reference app on SQLite and the in-memory backends."""
 from __future__ import annotations
 
-import time
+from functools import partial
 
 import pytest
 
+from harness.net import wait_for
 from refapp.app import create_app
 from refapp.config import Config
 
@@ -52,18 +53,7 @@ def client(app):
     return app.test_client()
 
 
-def _wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def wait_until():
-    return _wait_until
+    """Polls a predicate until it is truthy (5 s, every 10 ms)."""
+    return partial(wait_for, timeout=5.0, interval=0.01)

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import inspect
 
 from refapp.models import Base, init_db, make_engine
-from support import free_port, terminate, venv_executable, wait_for
+from harness.support import free_port, terminate, venv_executable, wait_for
 
 PROCESSES = 6
 ROUNDS = 8

@@ -5,7 +5,7 @@ import string
 
 from flask import Flask
 
-from support import label_sets, sample_value, scrape
+from harness.support import label_sets, sample_value, scrape
 from telemetry import Settings, Telemetry, events
 
 REQUESTS = "sublarr_http_requests_total"

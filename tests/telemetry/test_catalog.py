@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.metrics import Observation
 from prometheus_client import CollectorRegistry, generate_latest
 
-from support import REPO, label_sets, parse
+from harness.support import REPO, label_sets, parse
 from telemetry import catalog
 from telemetry.catalog import Kind
 from telemetry.meter_provider import build_meter_provider, build_prometheus_reader

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import CLI, wait_for
+from harness.support import CLI, wait_for
 
 SCRAPE = "1s"
 
@@ -82,7 +82,7 @@ def test_check_explains_an_unreachable_prometheus():
 
 def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_factory):
     """A Prometheus that has nothing from the app cannot know which sources it has."""
-    from support import free_port
+    from harness.support import free_port
 
     prometheus = prometheus_factory(scrape_config(f"127.0.0.1:{free_port()}"))  # nothing listens there
     wait_for(lambda: prometheus.query('up{job="sublarr"}'), timeout=30, what="the first (failed) scrape")

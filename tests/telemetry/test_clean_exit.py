@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import REPO, wait_for
+from harness.support import REPO, wait_for
 from test_otlp_collector import values
 
 SCRIPTS = {

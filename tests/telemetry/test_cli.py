@@ -3,8 +3,8 @@ import json
 import subprocess
 import sys
 
-from support import CLI, REPO, venv_executable
-from telemetry import catalog
+from harness.support import CLI, REPO, venv_executable
+from telemetry import catalog, catalog_docs
 
 
 def run(*args):
@@ -29,7 +29,9 @@ def test_catalog_json_lists_every_family():
 
 def test_catalog_table_and_help():
     table = run("catalog")
-    assert table.returncode == 0 and "sublarr_queue_failed_jobs" in table.stdout
+    assert (table.returncode, table.stdout) == (0, catalog_docs.table())
+    rows = [line.split()[0] for line in table.stdout.splitlines()[1:] if line.startswith("sublarr_")]
+    assert rows == [f.name for f in catalog.FAMILIES]
     top = run("--help")
     assert top.returncode == 0
     assert "{catalog,check}" in top.stdout  # the demo and the benchmark live in the checkout, not the package

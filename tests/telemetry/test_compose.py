@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from support import REPO, missing
+from harness.support import REPO, missing
 
 COMPOSE_FILES = ["compose.yaml", "compose.direct.yaml", "compose.otlp.yaml"]
 
@@ -48,8 +48,8 @@ def test_otlp_stack_pushes_into_prometheus_without_a_collector():
 
 
 def test_otlp_prometheus_config_is_valid_for_prometheus_3():
-    from prometheus_server import PROMETHEUS3, find_promtool
-    from servers import ServerUnavailable
+    from harness.prometheus_server import PROMETHEUS3, find_promtool
+    from harness.servers import ServerUnavailable
     try:
         promtool = find_promtool(PROMETHEUS3)
     except ServerUnavailable as exc:

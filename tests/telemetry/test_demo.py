@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from support import REPO, sample_value, wait_for
+from harness.support import REPO, sample_value, wait_for
 
 
 def start_demo(tmp_path, *args, ignore_signals=False):

@@ -2,7 +2,7 @@
 worker, each on the address that process serves its metrics on."""
 import yaml
 
-from support import REPO
+from harness.support import REPO
 
 
 def load(path):

@@ -3,7 +3,7 @@ import os
 import re
 from pathlib import Path
 
-from support import REPO
+from harness.support import REPO
 from telemetry import catalog, catalog_docs
 
 

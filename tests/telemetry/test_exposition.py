@@ -1,7 +1,7 @@
 """The /metrics response: content types, negotiation, compression, events."""
 import gzip
 
-from support import sample_value, scrape
+from harness.support import sample_value, scrape
 from telemetry import events
 
 

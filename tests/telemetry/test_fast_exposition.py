@@ -349,7 +349,7 @@ def test_real_prometheus_reads_every_series_back_exactly(prometheus_factory):
     the adversarial label values and counts we recorded, with ``_count == _total``."""
     from werkzeug.serving import make_server
 
-    from conftest import build_app
+    from harness.flask_apps import build_app
 
     app, telemetry = build_app()
     seen_headers = []
@@ -371,7 +371,7 @@ def test_real_prometheus_reads_every_series_back_exactly(prometheus_factory):
         target = f"127.0.0.1:{server.server_port}"
         prometheus = prometheus_factory({"global": {"scrape_interval": "1s"}, "scrape_configs": [
             {"job_name": "sublarr", "static_configs": [{"targets": [target]}]}]})
-        from support import wait_for
+        from harness.support import wait_for
         wait_for(lambda: len(prometheus.query("sublarr_http_requests_total")) == len(endpoints),
                  timeout=60, what="Prometheus to scrape every series")
         totals = {r["metric"]["endpoint"]: float(r["value"][1])
@@ -395,7 +395,7 @@ def test_a_registry_passed_in_is_served_whole_and_left_clean():
     (prometheus_client's encoder), and shutting down takes our families out again."""
     from prometheus_client import Counter
 
-    from conftest import build_app
+    from harness.flask_apps import build_app
 
     registry = CollectorRegistry(auto_describe=True)
     Counter("app_own_events", "An application's own counter.", registry=registry).inc()
@@ -416,7 +416,7 @@ def test_a_forked_child_serves_its_families_once_from_a_shared_registry():
     import json
     import os
 
-    from conftest import build_app
+    from harness.flask_apps import build_app
 
     registry = CollectorRegistry(auto_describe=False)
     app, telemetry = build_app(registry=registry)

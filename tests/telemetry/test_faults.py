@@ -9,7 +9,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from support import sample_value, scrape, wait_for
+from harness.support import sample_value, scrape, wait_for
 from telemetry import Settings, Telemetry, catalog
 
 JOBS = {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ScriptedClock
+from harness.support import ScriptedClock
 from telemetry import Settings, Telemetry
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "http_families.prom"

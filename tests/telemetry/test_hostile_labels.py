@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from support import require_binary, sample_value
+from harness.support import require_binary, sample_value
 from telemetry import Settings, Telemetry, events, sublarr_metrics
 from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
 
@@ -205,7 +205,7 @@ def _samples(text, name):
 def test_real_prometheus_scrapes_hostile_labels_with_a_padded_token_file(tmp_path, prometheus_factory):
     """Prometheus (both formats, as it negotiates) keeps scraping after hostile values, with
     the same token file, trailing whitespace and all, read by both sides."""
-    from support import wait_for
+    from harness.support import wait_for
 
     token_file = tmp_path / "token"
     token_file.write_bytes(b"tok-3f9a2c71e6 \n\n")

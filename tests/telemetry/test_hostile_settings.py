@@ -17,7 +17,7 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from support import REPO, sample_value, scrape
+from harness.support import REPO, sample_value, scrape
 from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError
 from telemetry.settings import MIN_EXPORT_INTERVAL_MS
 

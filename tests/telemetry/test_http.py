@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import build_app
-from support import label_sets, sample_value, scrape
+from harness.flask_apps import build_app
+from harness.support import label_sets, sample_value, scrape
 from telemetry import Settings, Telemetry
 
 REQUESTS = "sublarr_http_requests_total"

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from support import REPO, ScriptedClock, scrape, wait_for
+from harness.support import REPO, ScriptedClock, scrape, wait_for
 from telemetry import Settings, SettingsError, Telemetry, catalog
 from telemetry.native_histograms import SCALE, bucket_index
 

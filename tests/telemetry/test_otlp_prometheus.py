@@ -17,8 +17,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from both_paths import enqueue_translations, run_web_and_worker
-from support import REPO, free_port, scrape, wait_for
+from harness.both_paths import enqueue_translations, run_web_and_worker
+from harness.support import REPO, free_port, scrape, wait_for
 from telemetry import catalog
 
 pytestmark = pytest.mark.timeout(240)

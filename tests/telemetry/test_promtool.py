@@ -2,7 +2,7 @@
 reference app under traffic."""
 import subprocess
 
-from support import parse, scrape
+from harness.support import parse, scrape
 from telemetry import catalog
 
 

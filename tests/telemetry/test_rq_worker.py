@@ -10,7 +10,7 @@ import redis
 from prometheus_client import generate_latest
 from rq import Queue
 
-from support import label_sets, sample_value
+from harness.support import label_sets, sample_value
 from telemetry import Settings
 from telemetry.rq_worker import SimpleWorker, Worker, WorkerTelemetry
 

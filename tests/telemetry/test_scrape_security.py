@@ -6,7 +6,7 @@ import pytest
 import requests
 from flask import Flask
 
-from support import sample_value
+from harness.support import sample_value
 from telemetry import Settings, SettingsError, init_telemetry
 
 TOKEN = "tok-3f9a2c71e6"

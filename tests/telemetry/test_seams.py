@@ -5,7 +5,7 @@ import pytest
 
 from flask import Flask
 
-from support import sample_value, scrape
+from harness.support import sample_value, scrape
 from telemetry import Settings, Telemetry
 from telemetry.seams import SublarrSeams
 

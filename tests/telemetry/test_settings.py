@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from flask import Flask, request
 
-from support import REPO, sample_value, scrape
+from harness.support import REPO, sample_value, scrape
 from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, TelemetryWarning, init_telemetry
 
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from support import catalog_label_problems, parse, sample_value, scrape, wait_for
+from harness.support import catalog_label_problems, parse, sample_value, scrape, wait_for
 from telemetry import Settings, Telemetry, catalog
 
 NON_HTTP_GROUPS = ("database", "cache", "queue", "subtitles", "process")

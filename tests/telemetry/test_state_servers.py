@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from support import REPO, catalog_label_problems, parse, sample_value, scrape, wait_for
+from harness.support import REPO, catalog_label_problems, parse, sample_value, scrape, wait_for
 from telemetry import catalog
 
 NON_HTTP = ("database", "cache", "redis", "queue", "process")

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 from flask import Flask, jsonify, request
 
-from support import catalog_label_problems, parse, sample_value, wait_for
+from harness.support import catalog_label_problems, parse, sample_value, wait_for
 from telemetry import catalog, discovery
 
 API_KEY = "s3cret-key"
@@ -266,7 +266,7 @@ def test_old_module_api_keeps_working(sublarr_app):
 
 
 def _label_sets(text, name):
-    from support import label_sets
+    from harness.support import label_sets
     return sorted(label_sets(text, name), key=sorted)
 
 

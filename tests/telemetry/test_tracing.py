@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import REPO, scrape, venv_executable, wait_for
+from harness.support import REPO, scrape, venv_executable, wait_for
 from telemetry import Settings, SettingsError, Telemetry
 
 TRACE_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -563,7 +563,7 @@ def collector_env(collector, **extra):
 @pytest.fixture
 def debug_collector(otelcol_binary, tmp_path):
     """A collector of its own that logs every span and metric point (detailed debug exporter)."""
-    from collector import OtelCollector
+    from harness.collector import OtelCollector
 
     overlay = tmp_path / "debug-overlay.yaml"
     overlay.write_text(DEBUG_OVERLAY)
@@ -672,7 +672,7 @@ def test_gunicorn_workers_trace_under_their_own_instance(debug_collector, tmp_pa
 
     import requests
 
-    from support import free_port
+    from harness.support import free_port
 
     gunicorn = venv_executable("gunicorn")
     port, service = free_port(), "sublarr-traced-gunicorn"

@@ -17,7 +17,7 @@ import pytest
 import redis
 import requests
 
-from support import REPO, free_port, sample_value, wait_for
+from harness.support import REPO, free_port, sample_value, wait_for
 from test_otlp_collector import values
 
 LONG_JOB_SECONDS = 2.5

@@ -17,9 +17,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from servers import ServerError, ServerUnavailable, _Server
+from harness.servers import ServerError, ServerUnavailable, _Server
+from harness.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "scripts" / "build-prometheus"
 
 # The server lines every Prometheus test runs against: Debian's package (2.42

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.net import free_port
+
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 _LIVE: set["_Server"] = set()
@@ -37,13 +39,6 @@ class ServerUnavailable(RuntimeError):
 
 class ServerError(RuntimeError):
     """The server is installed but did not start or stop as expected."""
-
-
-def _free_port() -> int:
-    """Like support.free_port, repeated so this module needs no pytest."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load_prctl():
@@ -79,7 +74,7 @@ class _Server:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"sublarr-{self.name}-", dir=self._temp_base()))
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = self.dir / f"{self.name}.log"
         self._proc: subprocess.Popen | None = None
         self._paused = False
@@ -130,7 +125,7 @@ class _Server:
                 self._terminate()
                 if not port_taken or attempt == attempts - 1:
                     raise
-                self.port = _free_port()
+                self.port = free_port()
         return self
 
     def stop(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from support import REPO
+from harness.support import REPO
 
 MONITORING = REPO / "monitoring"
 DASHBOARD_DIR = MONITORING / "grafana" / "dashboards"

@@ -17,8 +17,8 @@ import os
 import threading
 import time
 
-from monitoring_helpers import committed_dashboards, metric_names, recording_rules
-from support import REPO, free_port, wait_for
+from harness.monitoring import committed_dashboards, metric_names, recording_rules
+from harness.support import REPO, free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
 from test_monitoring_e2e import MIN_TRAFFIC, Processes, _healthy, grafana_expr, must_move, no_data_problem
 

@@ -11,10 +11,10 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from prometheus_server import PrometheusAPI
-from servers import ServerUnavailable, _Server
+from harness.prometheus_server import PrometheusAPI
+from harness.servers import ServerUnavailable, _Server
+from harness.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "scripts" / "build-victoriametrics"
 
 

@@ -20,9 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from servers import ServerError, ServerUnavailable, _free_port, _Server
+from harness.net import free_port
+from harness.servers import ServerError, ServerUnavailable, _Server
+from harness.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "otel-collector" / "config.yaml"
 VENDOR_CONFIG = REPO / "otel-collector" / "vendor.yaml"
 BUILD_SCRIPT = REPO / "scripts" / "build-collector"
@@ -133,11 +134,11 @@ class OtelCollector(_Server):
 
     # -- _Server hooks -------------------------------------------------------
     def _pick_ports(self) -> None:
-        self.port = _free_port()  # Prometheus exporter: the port tests scrape
-        self.otlp_http_port = _free_port()
-        self.otlp_grpc_port = _free_port()
-        self.health_port = _free_port()
-        self.self_metrics_port = _free_port()
+        self.port = free_port()  # Prometheus exporter: the port tests scrape
+        self.otlp_http_port = free_port()
+        self.otlp_grpc_port = free_port()
+        self.health_port = free_port()
+        self.self_metrics_port = free_port()
 
     def _command(self) -> list[str]:
         return [self.binary, *config_args(self.extra_configs)]

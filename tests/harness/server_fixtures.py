@@ -1,7 +1,7 @@
 """pytest fixtures around tests/servers.py and tests/collector.py: one Redis, one
 PostgreSQL and one OpenTelemetry Collector per session.
 
-Registered from conftest.py via ``pytest_plugins = ["server_fixtures"]``.
+Registered from conftest.py via ``pytest_plugins = ["harness.server_fixtures"]``.
 A missing binary goes through support.missing (fail under CI, skip elsewhere);
 a server that is installed but will not start is a test error, never a skip.
 """
@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from collector import OtelCollector, find_binary
-from prometheus_server import LINES
-from servers import PostgresServer, RedisServer, ServerUnavailable
-from support import missing
+from harness.collector import OtelCollector, find_binary
+from harness.prometheus_server import LINES
+from harness.servers import PostgresServer, RedisServer, ServerUnavailable
+from harness.support import missing
 
 _db_numbers = itertools.count(1)
 
@@ -110,7 +110,7 @@ def prometheus_line(request) -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary(prometheus_line) -> str:
     """Path of the prometheus server binary of this line."""
-    from prometheus_server import find_prometheus
+    from harness.prometheus_server import find_prometheus
     try:
         return find_prometheus(prometheus_line)
     except ServerUnavailable as exc:
@@ -120,7 +120,7 @@ def prometheus_binary(prometheus_line) -> str:
 @pytest.fixture(scope="session")
 def promtool_binary(prometheus_line) -> str:
     """Path of the promtool of this line."""
-    from prometheus_server import find_promtool
+    from harness.prometheus_server import find_promtool
     try:
         return find_promtool(prometheus_line)
     except ServerUnavailable as exc:
@@ -130,7 +130,7 @@ def promtool_binary(prometheus_line) -> str:
 @pytest.fixture(scope="session")
 def prometheus3_binary() -> str:
     """Prometheus 3 only: for what 2.x cannot do (OTLP receiver, native histograms)."""
-    from prometheus_server import PROMETHEUS3, find_prometheus
+    from harness.prometheus_server import PROMETHEUS3, find_prometheus
     try:
         return find_prometheus(PROMETHEUS3)
     except ServerUnavailable as exc:
@@ -138,7 +138,7 @@ def prometheus3_binary() -> str:
 
 
 def _factory(binary):
-    from prometheus_server import PrometheusServer
+    from harness.prometheus_server import PrometheusServer
     started = []
 
     def start(config: dict, rule_files: dict | None = None, flags=()):
@@ -175,7 +175,7 @@ def otlp_prometheus(prometheus3_factory):
     (OTLP receiver on, the shipped rules, evaluated every second), with extra ``flags``."""
     def start(flags=()):
         import yaml
-        from support import REPO
+        from harness.support import REPO
         directory = REPO / "monitoring" / "prometheus"
         config = yaml.safe_load((directory / "prometheus.otlp.yml").read_text())
         config["global"]["evaluation_interval"] = "1s"

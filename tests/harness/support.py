@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parent.parent
+from harness.net import free_port, wait_for  # noqa: F401 - the tests import them from here too
+
+REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -77,12 +78,6 @@ def scrape(client, path: str = "/metrics") -> str:
     return response.get_data(as_text=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def terminate(process, timeout: float = 20.0) -> None:
     """SIGTERM a subprocess (its whole group when it leads one), SIGKILL after ``timeout``."""
     import signal
@@ -96,17 +91,6 @@ def terminate(process, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         (os.killpg if group else os.kill)(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class ScriptedClock:
