@@ -296,7 +296,6 @@ def families(group: str | None = None) -> tuple[Family, ...]:
     return tuple(f for f in FAMILIES if group is None or f.group == group)
 
 
-GROUPS: tuple[str, ...] = tuple(dict.fromkeys(f.group for f in FAMILIES))
 
 SERVICE_NAME_DEFAULT = "sublarr"
 VERSION = __meta__.VERSION

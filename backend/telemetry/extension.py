@@ -39,10 +39,14 @@ class TelemetryWarning(RuntimeWarning):
 
 
 class TelemetryConfigError(SettingsError):
-    """The app and the telemetry settings cannot work together."""
+    """The app and the telemetry settings cannot work together (``variable``, ``value`` and
+    ``accepted`` say which setting, as for any :class:`SettingsError`)."""
 
-    def __init__(self, message: str):
-        ValueError.__init__(self, message)
+    def __init__(self, variable: str, value: str, accepted: str, problem: str):
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        ValueError.__init__(self, f"{variable}={value!r} {problem}: accepted values are {accepted}")
 
 
 class Telemetry:
@@ -129,9 +133,9 @@ class Telemetry:
                 self.shutdown()
                 app.extensions.pop(EXTENSION_KEY, None)
                 raise TelemetryConfigError(
-                    f"SUBLARR_METRICS_LISTEN={_listen_text(host, port)!r} cannot be listened on "
-                    f"({getattr(exc, 'strerror', None) or exc}): accepted values are {LISTEN_ACCEPTED} "
-                    "of an address of this host that no other program listens on") from None
+                    "SUBLARR_METRICS_LISTEN", _listen_text(host, port),
+                    f"{LISTEN_ACCEPTED} of an address of this host that no other program listens on",
+                    f"cannot be listened on ({getattr(exc, 'strerror', None) or exc})") from None
             _log.info("sublarr telemetry: metrics on http://%s:%d%s", host, self.listener.port, settings.path)
         else:
             self._serve_in_app(app, settings)

@@ -30,11 +30,6 @@ _REPEATED_SLASHES = re.compile("/{2,}")
 _METHODS = {method: method for method in HTTP_METHODS}
 
 
-def normalize_method(method: str) -> str:
-    """The method itself when standard, else ``_OTHER`` (keeps the label bounded)."""
-    return method if method in HTTP_METHODS else OTHER_METHOD
-
-
 def current_route() -> str:
     """Route template of the active Flask request, or ``<unmatched>`` (Flask's public request proxy)."""
     rule = request.url_rule if has_request_context() else None

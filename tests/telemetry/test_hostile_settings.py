@@ -133,6 +133,8 @@ def test_listener_that_cannot_listen_names_the_variable(listen):
             Telemetry(settings=settings_).init_app(app)
     message = str(caught.value)
     assert f"SUBLARR_METRICS_LISTEN={value!r}" in message and "HOST:PORT" in message
+    assert (caught.value.variable, caught.value.value) == ("SUBLARR_METRICS_LISTEN", value)
+    assert caught.value.accepted.startswith("HOST:PORT")
     assert "sublarr_telemetry" not in app.extensions
 
 
