@@ -20,7 +20,7 @@ import time
 from harness.monitoring import committed_dashboards, metric_names, recording_rules
 from harness.support import REPO, free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
-from test_monitoring_e2e import MIN_TRAFFIC, Processes, _healthy, grafana_expr, must_move, no_data_problem
+from test_monitoring_e2e import Processes, _healthy, await_data, grafana_expr, must_move
 
 APP_JOB, WORKER_JOB, CAPPED_JOB = "sublarr", "sublarr-worker", "sublarr-web-capped"
 PUSHING_JOBS = (APP_JOB, WORKER_JOB, CAPPED_JOB)
@@ -92,19 +92,7 @@ def assert_every_panel_has_data(store, stack: OtlpStack, jobs: str = ".*") -> No
                                                        must_move(title, expr))
     for rule in recording_rules():
         pending[f"rule {rule['record']}"] = (rule["expr"], False)
-    time.sleep(max(0.0, MIN_TRAFFIC - (time.monotonic() - stack.started)))
-    problems = {}
-    while pending and time.monotonic() - stack.started < DEADLINE:
-        stack.procs.check_alive()
-        problems = {where: problem for where, (expr, moving) in pending.items()
-                    if (problem := no_data_problem(store, expr, moving))}
-        pending = {where: pending[where] for where in problems}
-        if pending:
-            time.sleep(2)
-    assert not pending, (f"queries without data after {DEADLINE:.0f}s of traffic:\n"
-                         + "\n".join(f"  {where}: {problems[where]}\n    {pending[where][0]}"
-                                     for where in sorted(pending))
-                         + "\nworker log tail:\n" + stack.procs.tail(WORKER_JOB, 1500))
+    await_data(store, pending, stack.started, DEADLINE, stack.procs, WORKER_JOB)
     for uid, data in committed_dashboards().items():
         for name, query in variable_queries(data):
             selector = grafana_expr(query[len("label_values("):query.rindex(",")].replace("$job", jobs))

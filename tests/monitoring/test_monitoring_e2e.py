@@ -75,6 +75,25 @@ def no_data_problem(prometheus, expr: str, moving: bool = False) -> str | None:
     return None
 
 
+def await_data(store, pending: dict, started: float, deadline: float, procs, worker: str) -> None:
+    """Evaluate ``pending`` ({where: (expr, must move)}) on ``store`` every 2 s, once
+    MIN_TRAFFIC seconds of traffic have passed, until all have data or ``deadline``
+    seconds of traffic are over; then fail naming each query still without data."""
+    time.sleep(max(0.0, MIN_TRAFFIC - (time.monotonic() - started)))
+    problems = {}
+    while pending and time.monotonic() - started < deadline:
+        procs.check_alive()
+        problems = {where: problem for where, (expr, moving) in pending.items()
+                    if (problem := no_data_problem(store, expr, moving))}
+        pending = {where: pending[where] for where in problems}
+        if pending:
+            time.sleep(2)
+    assert not pending, (f"queries without data after {deadline:.0f}s of traffic:\n"
+                         + "\n".join(f"  {where}: {problems[where]}\n    {pending[where][0]}"
+                                     for where in sorted(pending))
+                         + "\nworker log tail:\n" + procs.tail(worker, 1500))
+
+
 def must_move(title: str, expr: str) -> bool:
     """Rates and increases must be positive under traffic, except where 0 is health."""
     return ("rate(" in expr or "increase(" in expr) and title not in ZERO_IS_HEALTHY
@@ -175,19 +194,7 @@ def test_every_panel_and_recording_rule_has_data(tmp_path, postgres_url, redis_u
         pending = {f"{uid} / {title} / {ref}": (grafana_expr(expr), must_move(title, expr))
                    for uid, data in committed_dashboards().items() for title, ref, expr in panel_queries(data)}
         pending.update({f"record {rule['record']}": (rule["record"], False) for rule in recording_rules()})
-        time.sleep(max(0.0, MIN_TRAFFIC - (time.monotonic() - started)))
-        problems = {}
-        while pending and time.monotonic() - started < DEADLINE:
-            procs.check_alive()
-            problems = {where: problem for where, (expr, moving) in pending.items()
-                        if (problem := no_data_problem(prometheus, expr, moving))}
-            pending = {where: pending[where] for where in problems}
-            if pending:
-                time.sleep(2)
-        assert not pending, (f"queries without data after {DEADLINE:.0f}s of traffic:\n"
-                             + "\n".join(f"  {where}: {problems[where]}\n    {pending[where][0]}"
-                                         for where in sorted(pending))
-                             + "\nworker log tail:\n" + procs.tail("worker", 1500))
+        await_data(prometheus, pending, started, DEADLINE, procs, "worker")
 
         # The template variables list every process kind.
         jobs = set(prometheus.label_values("job", "sublarr_info"))

@@ -413,29 +413,18 @@ def test_a_registry_passed_in_is_served_whole_and_left_clean():
 
 def test_a_forked_child_serves_its_families_once_from_a_shared_registry():
     """After a fork the child's new pipeline replaces the parent's in a registry passed in."""
-    import json
-    import os
-
     from harness.flask_apps import build_app
+    from harness.fork import in_forked_child
 
     registry = CollectorRegistry(auto_describe=False)
     app, telemetry = build_app(registry=registry)
     app.test_client().get("/api/v1/jobs/1")  # the parent's request
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            client = app.test_client()
-            client.get("/api/v1/jobs/2")
-            client.get("/api/v1/jobs/3")
-            text = client.get("/metrics", headers={"Accept": PROMETHEUS_2_ACCEPT}).get_data(as_text=True)
-            os.write(write_end, json.dumps(text).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        text = json.loads(pipe.read())
-    os.waitpid(pid, 0)
+    def child():
+        client = app.test_client()
+        client.get("/api/v1/jobs/2")
+        client.get("/api/v1/jobs/3")
+        return client.get("/metrics", headers={"Accept": PROMETHEUS_2_ACCEPT}).get_data(as_text=True)
+    text = in_forked_child(child)
     telemetry.shutdown()
     assert text.count("# TYPE sublarr_http_requests counter\n") == 1
     samples = [line for line in text.splitlines() if line.startswith("sublarr_http_requests_total{")]

@@ -445,29 +445,22 @@ def test_missing_tracing_packages_leave_the_metrics_running():
 
 # fork ------------------------------------------------------------------------------
 def test_forked_child_traces_under_its_own_identity(tmp_path):
+    from harness.fork import in_forked_child
+
     app, telemetry = make_refapp(tmp_path, traced())
     parent_provider, parent_id = telemetry.tracer_provider, telemetry.pipeline.instance_id
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            exporter = remember_spans(telemetry)
-            app.test_client().get("/api/v1/jobs")
-            spans = exporter.get_finished_spans()
-            report = {
-                "new_provider": telemetry.tracer_provider is not parent_provider,
-                "provider_id": telemetry.tracer_provider.resource.attributes["service.instance.id"],
-                "metrics_id": telemetry.pipeline.instance_id,
-                "span_ids": sorted({s.resource.attributes["service.instance.id"] for s in spans}),
-                "span_scopes": sorted({s.instrumentation_scope.name for s in spans}),
-            }
-            os.write(write_end, json.dumps(report).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        report = json.loads(pipe.read())
-    os.waitpid(pid, 0)
+    def child():
+        exporter = remember_spans(telemetry)
+        app.test_client().get("/api/v1/jobs")
+        spans = exporter.get_finished_spans()
+        return {
+            "new_provider": telemetry.tracer_provider is not parent_provider,
+            "provider_id": telemetry.tracer_provider.resource.attributes["service.instance.id"],
+            "metrics_id": telemetry.pipeline.instance_id,
+            "span_ids": sorted({s.resource.attributes["service.instance.id"] for s in spans}),
+            "span_scopes": sorted({s.instrumentation_scope.name for s in spans}),
+        }
+    report = in_forked_child(child)
     try:
         assert report["new_provider"]
         assert report["provider_id"] == report["metrics_id"] != parent_id
