@@ -84,6 +84,11 @@ class Family:
     buckets: tuple[float, ...] | None = None
     notes: str = ""
     source: str = ""
+    shared: bool | str = False
+    """True when every process reads the value from the same external thing (the
+    database, Redis), or the ``backend`` label value whose series are (an RQ queue,
+    a Redis cache). Added up over processes it would count once per process, so
+    dashboards and rules take one reading (``max``)."""
 
     @property
     def instrument_name(self) -> str:
@@ -194,34 +199,34 @@ FAMILIES: tuple[Family, ...] = (
            source="engine callback"),
     Family("sublarr_database_size_bytes", Kind.GAUGE, "By",
            "Size of the database: the SQLite file, or PostgreSQL pg_database_size.",
-           "database", source="database callback"),
+           "database", source="database callback", shared=True),
     # Cache
     Family("sublarr_cache_hits_total", Kind.COUNTER, "",
            "Cache lookups that found a value.", "cache", (_cache_backend,),
-           source="cache get_stats callback"),
+           source="cache get_stats callback", shared="redis"),
     Family("sublarr_cache_misses_total", Kind.COUNTER, "",
            "Cache lookups that found nothing.", "cache", (_cache_backend,),
-           source="cache get_stats callback"),
+           source="cache get_stats callback", shared="redis"),
     Family("sublarr_cache_size", Kind.GAUGE, "",
-           "Entries in the cache.", "cache", (_cache_backend,), source="cache get_stats callback"),
+           "Entries in the cache.", "cache", (_cache_backend,), source="cache get_stats callback", shared="redis"),
     # Redis
     Family("sublarr_redis_connected", Kind.GAUGE, "",
            "1 when a Redis round trip succeeded within its time bound, else 0.",
-           "redis", source="Redis probe"),
+           "redis", source="Redis probe", shared=True),
     Family("sublarr_redis_memory_used_bytes", Kind.GAUGE, "By",
-           "Memory used by Redis (INFO memory used_memory).", "redis", source="Redis probe"),
+           "Memory used by Redis (INFO memory used_memory).", "redis", source="Redis probe", shared=True),
     # Queues
     Family("sublarr_queue_size", Kind.GAUGE, "",
-           "Jobs waiting in the job queue.", "queue", (_queue_backend,), source="queue callback"),
+           "Jobs waiting in the job queue.", "queue", (_queue_backend,), source="queue callback", shared="rq"),
     Family("sublarr_queue_active_jobs", Kind.GAUGE, "",
-           "Jobs running now.", "queue", (_queue_backend,), source="queue callback"),
+           "Jobs running now.", "queue", (_queue_backend,), source="queue callback", shared="rq"),
     Family("sublarr_queue_failed_jobs", Kind.GAUGE, "",
            "Failed jobs kept by the queue (all of them, no cap).", "queue", (_queue_backend,),
-           source="queue callback"),
+           source="queue callback", shared="rq"),
     Family("sublarr_job_queue_size", Kind.GAUGE, "",
-           "Translation jobs pending in the database.", "queue", source="database callback"),
+           "Translation jobs pending in the database.", "queue", source="database callback", shared=True),
     Family("sublarr_wanted_queue_size", Kind.GAUGE, "",
-           "Wanted subtitle items in the database.", "queue", source="database callback"),
+           "Wanted subtitle items in the database.", "queue", source="database callback", shared=True),
     # Subtitle work
     Family("sublarr_translation_total", Kind.COUNTER, "",
            "Translations finished, by outcome and subtitle format.", "subtitles",
