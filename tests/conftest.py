@@ -10,7 +10,8 @@ os.environ.setdefault("SUBLARR_METRICS_PATH", "/metrics")
 
 # Tests import the packages from the source tree even without an install, and what
 # is kept outside the installed package: the reference app (examples/refapp), the
-# benchmark (bench/) and the dashboard generator (monitoring/sublarr_dashboards).
+# benchmark (bench/) and the dashboard and rules generators (monitoring/sublarr_dashboards,
+# monitoring/sublarr_rules).
 CHECKOUT = Path(__file__).resolve().parent.parent
 for path in (CHECKOUT / "backend", CHECKOUT / "examples" / "refapp", CHECKOUT, CHECKOUT / "monitoring"):
     if str(path) not in sys.path:

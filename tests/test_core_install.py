@@ -39,7 +39,7 @@ APP = textwrap.dedent("""
              if line.startswith("sublarr_http_requests_total{")]
     absent = [name for name in ("refapp", "sqlalchemy", "redis", "rq", "grafana_foundation_sdk",
                                 "telemetry.bench", "telemetry.demo", "telemetry.dashboards", "bench",
-                                "sublarr_dashboards")
+                                "sublarr_dashboards", "sublarr_rules")
               if importlib.util.find_spec(name.split(".")[0]) is not None
               and (("." not in name) or importlib.util.find_spec(name) is not None)]
     print(json.dumps({"status": scrape.status_code, "lines": lines, "importable": absent}))

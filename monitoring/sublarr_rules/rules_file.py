@@ -39,7 +39,7 @@ HEADER = """\
 """
 
 STYLES = {"summary": "quoted", "description": "folded"}
-"""Scalar style by key; multi-line values are literal blocks, the rest plain."""
+"""Scalar style by key; other multi-line values are literal blocks, the rest plain."""
 
 _WORD = re.compile(r"(?:\{\{.*?\}\}|\S)+")
 """A run of non-space text in which a template counts as one piece."""
@@ -77,11 +77,11 @@ def _entry(key: str, value, indent: int) -> list[str]:
     pad = " " * indent
     if isinstance(value, dict):
         return [f"{pad}{key}:"] + [line for k, v in value.items() for line in _entry(k, v, indent + 2)]
-    if "\n" in value:
-        return [f"{pad}{key}: |", *_literal(value, indent + 2)]
     style = STYLES.get(key)
     if style == "folded":
         return [f"{pad}{key}: >-", *_folded(value, indent + 2)]
+    if "\n" in value:
+        return [f"{pad}{key}: |", *_literal(value, indent + 2)]
     scalar = json.dumps(value, ensure_ascii=False) if style == "quoted" else _plain_or_quoted(value)
     return [f"{pad}{key}: {scalar}"]
 
@@ -107,5 +107,10 @@ def _folded(value: str, indent: int) -> list[str]:
 
 def _plain_or_quoted(value: str) -> str:
     """Plain when YAML reads the plain text back as the same string, else double-quoted."""
-    plain = value == value.strip() and "\n" not in value and yaml.safe_load(f"k: {value}") == {"k": value}
-    return value if plain else json.dumps(value, ensure_ascii=False)
+    if value == value.strip() and "\n" not in value:
+        try:
+            if yaml.safe_load(f"k: {value}") == {"k": value}:
+                return value
+        except yaml.YAMLError:
+            pass
+    return json.dumps(value, ensure_ascii=False)
