@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from telemetry.catalog import Family
+
 from .model import Group, Record
 from .promql import JOB, RATE_WINDOW, counter_metric, family, quantile, record_name, summed_rate
 
@@ -25,13 +27,13 @@ JOBS = family("sublarr_jobs_total")
 JOB_DURATION = family("sublarr_job_duration_seconds")
 
 
-def rate_record(counter, labels: Sequence[str], comment: str = "") -> Record:
+def rate_record(counter: Family, labels: Sequence[str], comment: str = "") -> Record:
     """``<labels>:<counter without _total>:rate5m``."""
     return Record(record_name(labels, counter_metric(counter), f"rate{RATE_WINDOW}"),
                   summed_rate(counter, labels), comment)
 
 
-def p95_record(histogram, labels: Sequence[str], comment: str = "") -> Record:
+def p95_record(histogram: Family, labels: Sequence[str], comment: str = "") -> Record:
     """``<labels>:<histogram>:p95_5m``."""
     return Record(record_name(labels, histogram.name, f"p{round(P95 * 100)}_{RATE_WINDOW}"),
                   quantile(P95, histogram, labels), comment)
