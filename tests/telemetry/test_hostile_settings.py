@@ -9,7 +9,6 @@ spelling.
 from __future__ import annotations
 
 import logging
-import re
 import socket
 
 import pytest
@@ -19,10 +18,10 @@ from hypothesis import strategies as st
 
 from harness.support import REPO, sample_value, scrape
 from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError
+from telemetry import variables
 from telemetry.settings import MIN_EXPORT_INTERVAL_MS
 
-SOURCE = (REPO / "backend" / "telemetry" / "settings.py").read_text()
-VARIABLES = sorted(set(re.findall(r'"((?:SUBLARR|OTEL)_[A-Z_]+)"', SOURCE)))
+VARIABLES = [variable.name for variable in variables.VARIABLES if variable.parse is not None]  # those telemetry parses
 SECRET_VARIABLES = {"SUBLARR_METRICS_TOKEN", "SUBLARR_METRICS_PASSWORD"}
 
 any_text = st.one_of(
@@ -156,7 +155,7 @@ def test_non_utf8_secret_file_is_a_settings_error(tmp_path):
 
 
 def test_a_token_without_auth_mode_switches_to_bearer_and_says_so(caplog):
-    with caplog.at_level(logging.WARNING, logger="telemetry.settings"):
+    with caplog.at_level(logging.WARNING, logger="telemetry.variables"):
         parsed = Settings.from_env({"SUBLARR_METRICS_TOKEN": "tok-1"})
     assert parsed.auth == "bearer"
     assert "SUBLARR_METRICS_AUTH is unset but SUBLARR_METRICS_TOKEN is set" in caplog.text
