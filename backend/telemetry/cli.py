@@ -1,4 +1,4 @@
-"""The ``sublarr-telemetry`` command: ``catalog`` and ``check``.
+"""The ``sublarr-telemetry`` command: ``catalog``, ``check`` and ``settings``.
 
 The demo (``scripts/demo``) and the benchmark (``bench/run.py``) live in the
 checkout, outside the installed package."""
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import catalog_docs
+from . import catalog_docs, settings_docs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="directory of dashboard JSON whose panels are checked "
                             "(default: monitoring/grafana/dashboards of this checkout)")
 
+    env = commands.add_parser("settings", help="print the settings reference generated from the table of variables")
+    env.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    env.add_argument("--write-docs", metavar="PATH", nargs="?", const=settings_docs.DOCS_PAGE, default=None,
+                     help=f"rewrite the generated settings section of a page (default {settings_docs.DOCS_PAGE})")
+
     args = parser.parse_args(argv)
     if args.command == "check":
         from .check import run_check
@@ -47,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render[args.format]())
         if args.format == "json":
             sys.stdout.write("\n")
+        return 0
+    if args.command == "settings":
+        if args.write_docs:
+            changed = settings_docs.write_docs(Path(args.write_docs))
+            print(f"{args.write_docs}: {'updated' if changed else 'already current'}")
+            return 0
+        sys.stdout.write(settings_docs.as_json() + "\n" if args.format == "json" else settings_docs.markdown())
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -91,13 +91,18 @@ class Decimal(Parser):
 
     @property
     def accepted(self) -> str:
-        return f"a number of {self.unit} from {self.low:g} to {self.high:g}"
+        return f"a number of {self.unit} from {_number(self.low)} to {_number(self.high)}"
 
     def __call__(self, text: str) -> float:
         number = float(text) if _DECIMAL.fullmatch(text) else float("nan")
         if not self.low <= number <= self.high:
             raise Refused
         return number
+
+
+def _number(value: float) -> str:
+    """``5`` and ``3600000`` rather than ``5.0`` and ``3.6e+06``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -233,9 +238,9 @@ class Listen(Parser):
 
 @dataclass(frozen=True)
 class Text(Parser):
-    """Any text; what it must be depends on other variables (a cross-field rule checks it)."""
+    """Any text here; whether ``accepted`` holds depends on other variables, so a cross-field rule checks it."""
 
-    accepted = "text"
+    accepted: str = "text"
 
     def __call__(self, text: str) -> str:
         return text

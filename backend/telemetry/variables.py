@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .catalog import SERVICE_NAME_DEFAULT
 from .parsers import (
     Decimal, Exporters, Flag, Listen, Names, OneOf, Parser, PathPatterns, Ratio, RedisUrl, Refused, RoutePath,
     SecretFile, Text, Utf8Text, WholeNumber, encodable,
@@ -92,6 +93,10 @@ class Variable:
 # -- cross-field rules --------------------------------------------------------------------------
 
 AUTH_MODES = ("none", "bearer", "basic")
+TOKEN_ACCEPTED = ("a token of visible ASCII characters (no spaces or control characters), as an HTTP "
+                  "Authorization header carries it")
+PASSWORD_ACCEPTED = "UTF-8 text without control characters"
+USERNAME_ACCEPTED = "a user name of UTF-8 text without ':' or control characters"
 _TOKEN = re.compile(r"[\x21-\x7e]+", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -115,10 +120,9 @@ def _check_secret(name: str, secret: str | None, token: bool) -> None:
     if secret is None:
         return
     if token and not _TOKEN.fullmatch(secret):
-        raise SettingsError(name, _Hidden(secret), "a token of visible ASCII characters (no spaces or "
-                            "control characters), as an HTTP Authorization header carries it")
+        raise SettingsError(name, _Hidden(secret), TOKEN_ACCEPTED)
     if not token and (_CONTROL.search(secret) or not encodable(secret)):
-        raise SettingsError(name, _Hidden(secret), "UTF-8 text without control characters")
+        raise SettingsError(name, _Hidden(secret), PASSWORD_ACCEPTED)
 
 
 def _auth(read: Reader) -> dict:
@@ -153,8 +157,7 @@ def _auth(read: Reader) -> dict:
         raise SettingsError("SUBLARR_METRICS_PASSWORD", "", "a password (or SUBLARR_METRICS_PASSWORD_FILE) "
                             "when SUBLARR_METRICS_AUTH=basic")
     if mode == "basic" and (":" in username or _CONTROL.search(username) or not encodable(username)):
-        raise SettingsError("SUBLARR_METRICS_USERNAME", username,
-                            "a user name of UTF-8 text without ':' or control characters")
+        raise SettingsError("SUBLARR_METRICS_USERNAME", username, USERNAME_ACCEPTED)
     return {"auth": mode, "token": token, "username": username, "password": password}
 
 
@@ -191,7 +194,7 @@ def _signal_first(field: str, signal_variable: str) -> Rule:
     def decide(read: Reader) -> dict:
         chosen = signal_variable if read.given(signal_variable) else "OTEL_EXPORTER_OTLP_PROTOCOL"
         return {field: read.read(chosen)}
-    return Rule((field,), decide, f"`{signal_variable}`, else `OTEL_EXPORTER_OTLP_PROTOCOL`")
+    return Rule((field,), decide, "")  # the generic variable's description says it
 
 
 AUTH = Rule(("auth", "token", "username", "password"), _auth,
@@ -224,7 +227,7 @@ _SDK = "SDK default"
 VARIABLES: tuple[Variable, ...] = (
     # The resource is read by the SDK's detector; an unencodable one would fail every OTLP export.
     Variable("OTEL_SERVICE_NAME", (), Utf8Text(), None,
-             "the `service.name` of every series (the `job` label through the collector)", shown_default="`sublarr`"),
+             "the `service.name` of every series (the `job` label through the collector)", shown_default=f"`{SERVICE_NAME_DEFAULT}`"),
     Variable("OTEL_RESOURCE_ATTRIBUTES", (), Utf8Text(), None,
              "`key=value,...` resource attributes; a `service.instance.id` becomes `<id>-<pid>`, one per process"),
     Variable("SUBLARR_METRICS_ENABLED", ("enabled",), Flag(), True,
@@ -270,15 +273,15 @@ VARIABLES: tuple[Variable, ...] = (
              "`sublarr_telemetry_series_overflow_total` and logged once"),
     Variable("SUBLARR_METRICS_AUTH", ("auth",), OneOf(AUTH_MODES), "none",
              "protection of the metrics path (401 with `WWW-Authenticate` otherwise)", rules=(AUTH,)),
-    Variable("SUBLARR_METRICS_TOKEN", ("token",), Text(), None,
-             "the bearer token; must be visible ASCII", rules=(AUTH,)),
+    Variable("SUBLARR_METRICS_TOKEN", ("token",), Text(TOKEN_ACCEPTED), None,
+             "the bearer token", rules=(AUTH,)),
     Variable("SUBLARR_METRICS_TOKEN_FILE", ("token",), SecretFile(), None,
              "a file holding the token (Docker secrets), trimmed as Prometheus trims `credentials_file`",
              rules=(AUTH,)),
-    Variable("SUBLARR_METRICS_USERNAME", ("username",), Text(), "prometheus",
-             "the basic-auth user name (no `:`)", rules=(AUTH,)),
-    Variable("SUBLARR_METRICS_PASSWORD", ("password",), Text(), None,
-             "the basic-auth password (UTF-8, no control characters)", rules=(AUTH,)),
+    Variable("SUBLARR_METRICS_USERNAME", ("username",), Text(USERNAME_ACCEPTED), "prometheus",
+             "the basic-auth user name", rules=(AUTH,)),
+    Variable("SUBLARR_METRICS_PASSWORD", ("password",), Text(PASSWORD_ACCEPTED), None,
+             "the basic-auth password", rules=(AUTH,)),
     Variable("SUBLARR_METRICS_PASSWORD_FILE", ("password",), SecretFile(), None,
              "a file holding the password, read like the token file", rules=(AUTH,)),
     Variable("SUBLARR_METRICS_LISTEN", ("listen",), Listen(), None,
@@ -308,7 +311,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SUBLARR_METRICS_NATIVE_HISTOGRAMS", ("native_histograms",), OneOf(("off", "also", "only")), "off",
              "OTLP only: `also` sends the request, query and job durations as exponential (native) histograms "
              "too, `only` instead of the classic buckets; for Prometheus 3's OTLP receiver, not through the "
-             "collector"),
+             "collector ([monitoring/README.md](../monitoring/README.md))"),
     Variable("SUBLARR_METRICS_ROLE", ("role",), OneOf(("auto", "web", "worker")), "auto",
              "only the `web` role reports shared state (queues, database, Redis); `auto` is `worker` in a "
              "process running telemetry's RQ worker"),

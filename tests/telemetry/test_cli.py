@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from harness.support import CLI, REPO, venv_executable
-from telemetry import catalog, catalog_docs
+from telemetry import catalog, catalog_docs, settings_docs, variables
 
 
 def run(*args):
@@ -34,10 +34,24 @@ def test_catalog_table_and_help():
     assert rows == [f.name for f in catalog.FAMILIES]
     top = run("--help")
     assert top.returncode == 0
-    assert "{catalog,check}" in top.stdout  # the demo and the benchmark live in the checkout, not the package
+    assert "{catalog,check,settings}" in top.stdout  # the demo and the benchmark live in the checkout, not the package
 
 
 def test_the_benchmark_runs_from_the_checkout_and_parses_its_own_options():
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--quick" in result.stdout and result.stdout.startswith("usage: bench/run.py")
+
+
+def test_settings_reference_from_the_cli(tmp_path):
+    markdown = run("settings")
+    assert (markdown.returncode, markdown.stdout) == (0, settings_docs.markdown())
+    rows = json.loads(run("settings", "--format", "json").stdout)
+    assert [row["name"] for row in rows] == [variable.name for variable in variables.VARIABLES]
+    interval = next(row for row in rows if row["name"] == "OTEL_METRIC_EXPORT_INTERVAL")
+    assert interval["fields"] == ["export_interval_ms"] and interval["accepted"].endswith("from 500 to 3600000")
+    page = tmp_path / "settings.md"
+    page.write_text(f"intro\n{settings_docs.BEGIN}\nold rows\n{settings_docs.END}\nafter\n")
+    assert run("settings", "--write-docs", str(page)).stdout == f"{page}: updated\n"
+    assert page.read_text() == f"intro\n{settings_docs.BEGIN}\n{settings_docs.markdown()}{settings_docs.END}\nafter\n"
+    assert run("settings", "--write-docs", str(page)).stdout == f"{page}: already current\n"

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from harness.support import REPO
-from telemetry import catalog, catalog_docs
+from telemetry import catalog, catalog_docs, settings_docs, variables
 
 
 def test_readme_metric_reference_is_current():
@@ -50,11 +50,28 @@ def test_ci_runs_the_readme_test_command():
     assert suites and min(suites) > commands.index('cd "$copy"')
 
 
-def test_every_settings_variable_is_documented():
-    readme = (REPO / "README.md").read_text()
-    source = (REPO / "backend" / "telemetry" / "settings.py").read_text()
-    for variable in set(re.findall(r'"((?:SUBLARR|OTEL)_[A-Z_]+)"', source)):
-        assert f"`{variable}`" in readme, variable
+def test_settings_reference_is_current():
+    page = (REPO / "docs" / "settings.md").read_text()
+    assert catalog_docs.replace_section(page, settings_docs.markdown(), settings_docs.BEGIN, settings_docs.END) \
+        == page, "docs/settings.md is stale: run `sublarr-telemetry settings --write-docs`"
+    documented = re.findall(r"^\| `([A-Z0-9_]+)` \|", page, flags=re.M)
+    assert documented == [variable.name for variable in variables.VARIABLES]
+    assert "(docs/settings.md)" in (REPO / "README.md").read_text()
+
+
+# A whole variable name: not a prefix such as OTEL_EXPORTER_OTLP_{signal}_ or a pattern such as OTEL_BSP_*.
+_VARIABLE = re.compile(r"(?<![A-Za-z0-9_])(?:SUBLARR_METRICS|OTEL)_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*{])")
+
+
+def test_every_variable_the_package_names_is_in_the_table():
+    """Code, messages and docstrings of backend/telemetry name no variable the table lacks."""
+    named = {}
+    for path in sorted((REPO / "backend" / "telemetry").rglob("*.py")):
+        for name in _VARIABLE.findall(path.read_text(encoding="utf-8")):
+            named.setdefault(name, str(path.relative_to(REPO)))
+    assert len(named) > 30 and "OTEL_SEMCONV_STABILITY_OPT_IN" in named  # the scan finds what tracing.py reads
+    missing = {name: where for name, where in named.items() if name not in variables.BY_NAME}
+    assert missing == {}, "add these to telemetry.variables.VARIABLES"
 
 
 def test_monitoring_guide_reference_and_alert_table_are_current():

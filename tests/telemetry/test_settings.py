@@ -1,4 +1,5 @@
 """Settings validation, disabled or missing telemetry, double initialisation."""
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -8,6 +9,7 @@ from flask import Flask, request
 
 from harness.support import REPO, sample_value, scrape
 from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, TelemetryWarning, init_telemetry
+from telemetry import parsers, variables
 
 
 @pytest.mark.parametrize("variable,value,accepted", [
@@ -26,6 +28,34 @@ def test_invalid_value_names_variable_and_accepted_values(variable, value, accep
         Settings.from_env({variable: value})
     message = str(caught.value)
     assert variable in message and repr(value) in message and accepted in message
+
+
+def test_the_dataclass_defaults_are_the_tables():
+    """One truth: each field's default is its variable's, and each field has one source in the table."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    assert set(variables.SOURCES) == set(defaults)
+    assert {name: defaults[name] for name in variables.FIELD_DEFAULTS} == variables.FIELD_DEFAULTS
+    assert set(defaults) - set(variables.FIELD_DEFAULTS) == {"path_explicit"}  # set by the path's rule
+    unset = Settings.from_env({})
+    assert {name: getattr(unset, name) for name in variables.FIELD_DEFAULTS} == variables.FIELD_DEFAULTS
+
+
+_REFUSED = {parsers.Flag: "maybe", parsers.OneOf: "nope", parsers.Decimal: "nan", parsers.WholeNumber: "x",
+            parsers.Ratio: "2", parsers.RoutePath: "x", parsers.PathPatterns: "x", parsers.Exporters: "nope",
+            parsers.RedisUrl: "x", parsers.Listen: "x", parsers.Utf8Text: "\udcff",
+            parsers.SecretFile: "/nonexistent/secret"}
+
+
+@pytest.mark.parametrize("variable", [v for v in variables.VARIABLES if type(v.parse) in _REFUSED],
+                         ids=lambda v: v.name)
+def test_a_refused_value_names_the_variable_and_what_the_table_says_it_accepts(variable):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable.name: _REFUSED[type(variable.parse)]})
+    assert caught.value.variable == variable.name
+    if isinstance(variable.parse, parsers.SecretFile):
+        assert caught.value.accepted == "a readable file (No such file or directory)"
+    else:
+        assert caught.value.accepted.startswith(variable.accepted)
 
 
 def test_valid_values_and_defaults():
