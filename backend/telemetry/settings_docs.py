@@ -52,8 +52,7 @@ def markdown() -> str:
     rows = ["| variable | default | accepted values | meaning |", "|---|---|---|---|"]
     explained: set = set()
     for variable in VARIABLES:
-        accepted = _plain(variable.accepted) if variable.parse is not None else "read by OpenTelemetry itself"
-        rows.append(f"| `{variable.name}` | {shown_default(variable)} | {accepted} | "
+        rows.append(f"| `{variable.name}` | {shown_default(variable)} | {_plain(variable.accepted)} | "
                     f"{_description(variable, explained)} |")
     return "\n".join(rows) + "\n"
 

@@ -70,10 +70,13 @@ class Rule:
     fields: tuple[str, ...]
     decide: Callable[[Reader], dict]
     summary: str
+    """Shown in docs/settings.md beside the first variable that names the rule; '' when the descriptions say it."""
 
 
 @dataclass(frozen=True)
 class Variable:
+    """One environment variable; its parser's ``accepted`` is the text of its SettingsError."""
+
     name: str
     fields: tuple[str, ...]
     """The ``Settings`` fields it fills (empty: checked only, or read by a library)."""
@@ -87,7 +90,7 @@ class Variable:
 
     @property
     def accepted(self) -> str:
-        return self.parse.accepted if self.parse is not None else "what the OpenTelemetry SDK accepts"
+        return self.parse.accepted if self.parse is not None else "read by OpenTelemetry itself"
 
 
 # -- cross-field rules --------------------------------------------------------------------------
