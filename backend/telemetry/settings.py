@@ -18,9 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from .parsers import LISTEN_ACCEPTED
-from .variables import (
-    DEFAULT_HEALTH_PATHS, FIELD_DEFAULTS as _DEFAULTS, MIN_EXPORT_INTERVAL_MS, SettingsError, check_auth, read_fields,
-)
+from .variables import FIELD_DEFAULTS as _DEFAULTS, MIN_EXPORT_INTERVAL_MS, SettingsError, check_auth, read_fields
 
 
 @dataclass(frozen=True)
@@ -86,4 +84,4 @@ class Settings:
         return cls(**read_fields(os.environ if env is None else env, (f.name for f in fields(cls))))
 
 
-__all__ = ["DEFAULT_HEALTH_PATHS", "LISTEN_ACCEPTED", "MIN_EXPORT_INTERVAL_MS", "Settings", "SettingsError"]
+__all__ = ["LISTEN_ACCEPTED", "MIN_EXPORT_INTERVAL_MS", "Settings", "SettingsError"]
