@@ -33,7 +33,7 @@ from .otlp_reader import ProcessLocalReader, build_otlp_reader
 from .http_metrics import HttpMetrics
 from .jobs import JobMetrics
 from .labels import LabelSanitizer
-from .native_histograms import NativeHistograms, build_produced
+from .native_histograms import build_produced
 from .meter_provider import INSTRUMENTATION_SCOPES, build_meter_provider, build_prometheus_reader, build_resource
 from .settings import Settings
 from .subtitles import SubtitleMetrics
@@ -78,14 +78,15 @@ class Pipeline:
         """In a forked child: record nothing into the SDK, keep raw records."""
         self.queries.queries.discard_pending()  # the parent's notes are the parent's
         self.http.requests.discard_pending()
+        self.jobs.jobs.discard_pending()
         self.capture = CaptureSink()
         events.install(self.capture)
 
-    def end_capture(self, path: str) -> None:
-        """Write what the child recorded to ``path`` (atomically) for the parent."""
+    def end_capture(self, path: str, extra: dict | None = None) -> None:
+        """Write what the child recorded (plus ``extra``) to ``path`` (atomically) for the parent."""
         if self.capture is None:
             return
-        data = {"events": self.capture.events,
+        data = {**(extra or {}), "events": self.capture.events,
                 "queries": [[key[0], value] for key, value in self.queries.queries.take_pending()]}
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -222,8 +223,7 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     http = HttpMetrics(meter, guard=guard(catalog.family("sublarr_http_requests_total")), exemplars=tracing,
                        produced=produced)
     subtitles = SubtitleMetrics(meter, providers or settings.providers, guards=guard)
-    jobs = JobMetrics(meter, job_functions or settings.job_functions, guards=guard,
-                      native=produced if isinstance(produced, NativeHistograms) else None)
+    jobs = JobMetrics(job_functions or settings.job_functions, guards=guard, produced=produced)
     targets = targets_for(queries)
     callbacks = CallbackLayer(meter, targets, budget=settings.source_timeout,
                               max_points=settings.max_series, overflow=overflow, sanitizer=sanitizer)

@@ -17,6 +17,11 @@ nothing hands its records back, so use ``Worker`` or ``SimpleWorker``.
 Use ``rq worker -w telemetry.rq_worker.Worker`` (or ``SimpleWorker``), or
 build one in code with ``Worker(queues, connection=..., telemetry=WorkerTelemetry())``.
 Pushing needs ``OTEL_METRICS_EXPORTER=otlp`` and an OTLP endpoint.
+
+With tracing on (``OTEL_TRACES_EXPORTER``) every job gets a span
+(:mod:`telemetry.job_spans`), which is also the exemplar of its
+``sublarr_job_duration_seconds`` observation; enqueue through
+:class:`TracedQueue` and the span links to the enqueuing request's span.
 """
 from __future__ import annotations
 
@@ -28,14 +33,17 @@ import time
 from collections.abc import Iterable
 
 import rq
+from opentelemetry.trace import get_current_span
 
 from . import events
 from .state.callbacks import StateTargets
 from .pipeline import Pipeline, build_pipeline
 from .settings import Settings
+from .extension import _tracing_available
 
 _log = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
+HORSE_SPAN_FLUSH_SECONDS = 1.0
 
 
 class WorkerTelemetry:
@@ -85,20 +93,34 @@ class WorkerTelemetry:
             return targets
         self.pipeline: Pipeline = build_pipeline(self.settings, targets_for, registry=registry,
                                                  resource=resource, providers=tuple(providers),
-                                                 job_functions=tuple(job_functions))
+                                                 job_functions=tuple(job_functions),
+                                                 tracing=_tracing_available(self.settings))
         events.install(self.pipeline.subtitles)
+
+    @property
+    def job_spans(self):
+        """A :class:`telemetry.job_spans.JobSpans` when this process traces, else None
+        (and then :mod:`telemetry.job_spans` is never imported)."""
+        provider = self.pipeline.tracer_provider
+        if provider is None:
+            return None
+        spans = getattr(self, "_job_spans", None)
+        if spans is None or spans.provider is not provider:
+            from .job_spans import JobSpans
+            spans = self._job_spans = JobSpans(provider)
+        return spans
 
     # worker side ----------------------------------------------------------
     def capture_path(self, job_id: str) -> str:
         return os.path.join(self.capture_dir, f"sublarr-telemetry-{os.getpid()}-{job_id}.json")
 
-    def absorb(self, path: str) -> None:
-        """Replay what a work-horse captured, then remove its file."""
+    def absorb(self, path: str) -> dict | None:
+        """Replay what a work-horse captured, then remove its file; returns what it captured."""
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except FileNotFoundError:
-            return  # SimpleWorker, or a horse killed before it could write
+            return None  # SimpleWorker, or a horse killed before it could write
         except (OSError, ValueError) as exc:
             _log.warning("sublarr telemetry: could not read %s from a work-horse: %s", path, exc)
             data = None
@@ -109,20 +131,30 @@ class WorkerTelemetry:
                 pass
         if data:
             self.pipeline.replay(data)
+        return data if isinstance(data, dict) else None
 
-    def job_finished(self, queue: str, function: str, status: str, seconds: float) -> None:
+    def job_finished(self, queue: str, function: str, status: str, seconds: float, span_context=None) -> None:
         self.pipeline.jobs.job_finished(queue, function, status if status in TERMINAL_STATUSES else "other",
-                                        seconds)
+                                        seconds, span_context)
 
     # horse side -----------------------------------------------------------
     def begin_capture(self) -> None:
         self.pipeline.begin_capture()
 
-    def end_capture(self, path: str) -> None:
+    def end_capture(self, path: str, job_error: dict | None = None) -> None:
         try:
-            self.pipeline.end_capture(path)
+            self.pipeline.end_capture(path, {"job_error": job_error} if job_error else None)
         except OSError as exc:
             _log.warning("sublarr telemetry: a work-horse could not hand over its metrics: %s", exc)
+
+    def flush_spans(self) -> None:
+        """In a work-horse, before ``os._exit``: send its spans (bounded, like the exit flush)."""
+        provider = self.pipeline.tracer_provider
+        if provider is not None:
+            try:
+                provider.force_flush(timeout_millis=int(HORSE_SPAN_FLUSH_SECONDS * 1000))
+            except Exception as exc:  # noqa: BLE001 - the job is done; its spans are best effort
+                _log.warning("sublarr telemetry: a work-horse could not send its spans: %s", exc)
 
     def shutdown(self) -> None:
         """Final export (also run at interpreter exit)."""
@@ -133,27 +165,45 @@ class WorkerTelemetry:
 
 
 class TelemetryWorkerMixin:
-    """Adds job metrics and horse-to-worker hand-over to an rq worker class."""
+    """Adds job metrics, job spans and horse-to-worker hand-over to an rq worker class."""
 
     def __init__(self, *args, telemetry: WorkerTelemetry | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.telemetry = telemetry or WorkerTelemetry.for_process()
         self._sublarr_capture_path: str | None = None
+        self._sublarr_job_error: dict | None = None
+        if self.telemetry.job_spans is not None:
+            self.push_exc_handler(self._sublarr_note_exception)  # rq's public handler stack
+
+    def _sublarr_note_exception(self, job, exc_type, exc_value, traceback):
+        """Remember what the job raised, for its span (the horse hands it over)."""
+        from .job_spans import exception_type_name
+
+        self._sublarr_job_error = {"type": exception_type_name(exc_type), "message": str(exc_value)}
+        return None  # fall through to the next handler
 
     def execute_job(self, job, queue):
         path = self._sublarr_capture_path = self.telemetry.capture_path(job.id)
+        self._sublarr_job_error = None
+        spans = self.telemetry.job_spans
+        job_span = spans.start(job, queue.name, getattr(self, "name", None)) if spans is not None else None
         started = time.monotonic()
         try:
             return super().execute_job(job, queue)
         finally:
             seconds = time.monotonic() - started
-            self.telemetry.absorb(path)
+            captured = self.telemetry.absorb(path)
             try:
                 status = job.get_status(refresh=True)
                 status = getattr(status, "value", status)
             except Exception:  # noqa: BLE001 - Redis trouble must not crash the worker loop
                 status = "other"
-            self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds)
+            if job_span is None:
+                self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds)
+            else:
+                error = (captured or {}).get("job_error") or self._sublarr_job_error
+                self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds, job_span.span_context)
+                job_span.finish(str(status), error if isinstance(error, dict) else None)
 
     def perform_job(self, job, queue):
         if not self.is_horse:
@@ -162,7 +212,9 @@ class TelemetryWorkerMixin:
         try:
             return super().perform_job(job, queue)
         finally:
-            self.telemetry.end_capture(self._sublarr_capture_path or self.telemetry.capture_path(job.id))
+            self.telemetry.end_capture(self._sublarr_capture_path or self.telemetry.capture_path(job.id),
+                                       self._sublarr_job_error)
+            self.telemetry.flush_spans()  # the horse leaves with os._exit: nothing flushes after this
 
 
 class Worker(TelemetryWorkerMixin, rq.Worker):
@@ -171,3 +223,14 @@ class Worker(TelemetryWorkerMixin, rq.Worker):
 
 class SimpleWorker(TelemetryWorkerMixin, rq.SimpleWorker):
     """rq's in-process worker with job metrics."""
+
+
+class TracedQueue(rq.Queue):
+    """An rq queue whose jobs carry the enqueuing trace context in ``job.meta``
+    (for the job span's link); without a current span it adds nothing."""
+
+    def create_job(self, *args, meta: dict | None = None, **kwargs):
+        if get_current_span().get_span_context().is_valid:  # else nothing to carry, nothing imported
+            from .job_spans import inject_creation_context
+            meta = inject_creation_context(meta)
+        return super().create_job(*args, meta=meta, **kwargs)
