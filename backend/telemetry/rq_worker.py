@@ -140,6 +140,23 @@ class WorkerTelemetry:
     # horse side -----------------------------------------------------------
     def begin_capture(self) -> None:
         self.pipeline.begin_capture()
+        if self.pipeline.tracer_provider is not None:
+            self._trace_as_the_worker()
+
+    def _trace_as_the_worker(self) -> None:
+        """The horse's spans (queries, Redis calls) carry the worker's resource, as its metrics do.
+
+        Why: newer SDKs give a forked child's tracer provider new process-dependent
+        resource attributes, a new ``service.instance.id`` among them. The horse
+        gets a provider of its own (public API) with the worker's resource and
+        sampler; :meth:`flush_spans` sends what it ended.
+        """
+        from .tracing import build_tracer_provider
+
+        self.pipeline.tracer_provider = build_tracer_provider(self.settings, self.pipeline.resource)
+        tracing = getattr(self.host, "tracing", None)
+        if tracing is not None:  # the app's instrumentations follow (telemetry.rebind)
+            tracing.bind(self.pipeline)
 
     def end_capture(self, path: str, job_error: dict | None = None) -> None:
         try:

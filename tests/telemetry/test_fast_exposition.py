@@ -37,6 +37,7 @@ from telemetry.histograms import HistogramTable, InjectingReaderMixin, ProducedH
 
 HTTP = (catalog.family("sublarr_http_request_duration_seconds"), catalog.family("sublarr_http_requests_total"))
 DB = (catalog.family("sublarr_db_query_duration_seconds"), catalog.family("sublarr_db_queries_total"))
+JOBS = (catalog.family("sublarr_job_duration_seconds"), catalog.family("sublarr_jobs_total"))
 
 PROMETHEUS_2_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;"
                        "q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
@@ -66,13 +67,14 @@ durations = st.one_of(st.floats(min_value=0, max_value=1e9, allow_nan=False),
 
 
 class Scraped:
-    """Both hot families of a pipeline plus a few SDK families, rendered both ways."""
+    """The hot families of a pipeline plus a few SDK families, rendered both ways."""
 
     def __init__(self, cap: int = 1000):
         self.produced = ProducedHistograms(InstrumentationScope(catalog.METER_NAME), Resource({}))
         self.http = DeferredHistogram(*HTTP, produced=self.produced,
                                       guard=SeriesGuard(HTTP[1].name, HTTP[1].label_keys, cap, None))
         self.db = DeferredHistogram(*DB, produced=self.produced)
+        self.jobs = DeferredHistogram(*JOBS, produced=self.produced)
         sdk_registry = CollectorRegistry(auto_describe=False)
         self.provider = MeterProvider(metric_readers=[PrometheusMetricReader(
             disable_target_info=True, scope_info_enabled=False, registry=sdk_registry)])
@@ -130,6 +132,8 @@ def test_cached_encoder_writes_what_prometheus_client_writes(scraped, scrapes, c
             s.http.note_with_span((method, endpoint, status), seconds, span_context)
         for operation, seconds in db_notes:
             s.db.note((operation,), seconds)
+        for method, function, status, seconds, span_context in http_notes[:5]:  # jobs: exemplars too
+            s.jobs.note_with_span((method, function, status), seconds, span_context)
         assert_same(s, FAST_ACCEPTS + [ACCEPTS[-1]])
 
 
@@ -190,10 +194,11 @@ def test_direct_path_writes_what_the_opentelemetry_bridge_wrote(scraped):
         for i, endpoint in enumerate(ADVERSARIAL):
             s.http.note(("GET", endpoint, "200"), i * 0.37)
             s.db.note((endpoint,), 1.0 / (i + 1))
+            s.jobs.note(("sublarr", endpoint, "finished"), i * 11.5)
         for encode, accept in ((generate_latest, None), (generate_openmetrics, PROMETHEUS_2_ACCEPT)):
             bridged = family_blocks(encode(bridge_registry).decode())
             direct = family_blocks(s.fast.render(accept).body.decode())
-            assert len(bridged) == 4
+            assert len(bridged) == 6
             assert {name: direct[name] for name in bridged} == bridged
     finally:
         provider.shutdown()

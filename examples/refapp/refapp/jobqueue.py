@@ -158,7 +158,10 @@ class RQJobQueue:
     backend = "rq"
 
     def __init__(self, redis_conn, name: str = "sublarr"):
-        from rq import Queue
+        try:  # with telemetry, jobs carry the enqueuing request's trace context (a link on the job span)
+            from telemetry.rq_worker import TracedQueue as Queue
+        except ImportError:
+            from rq import Queue
 
         self.connection = redis_conn
         self.queue = Queue(name, connection=redis_conn)

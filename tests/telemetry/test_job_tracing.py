@@ -1,0 +1,312 @@
+"""Job spans in the RQ worker and their exemplars on sublarr_job_duration_seconds.
+
+In-process tests run real rq workers (forking and simple) against a real
+Redis with tracing on and an in-memory span exporter beside the configured
+one; the end-to-end test runs Sublarr's topology (web app enqueuing through
+TracedQueue, ``python -m refapp.worker`` forking work-horses) exporting spans
+to the real collector while a real Prometheus with exemplar storage scrapes
+the worker's SUBLARR_METRICS_LISTEN endpoint in OpenMetrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from rq import Queue
+
+from harness.support import REPO, free_port, sample_value, wait_for
+from telemetry import Settings
+from telemetry.rq_worker import SimpleWorker, TracedQueue, Worker, WorkerTelemetry
+from test_tracing import debug_collector  # noqa: F401 - the fixture: a collector logging every span
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+OK = {"queue": "sublarr", "function": "refapp.jobs.sleep_for", "status": "finished"}
+BAD = {"queue": "sublarr", "function": "refapp.jobs.always_fails", "status": "failed"}
+_EXEMPLAR = re.compile(r'^sublarr_job_duration_seconds_bucket\{(.*)\} \S+ # '
+                       r'\{span_id="([0-9a-f]{16})",trace_id="([0-9a-f]{32})"\} (\S+) (\S+)$')
+
+
+def traced_worker_telemetry():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from refapp.jobs import JOB_FUNCTIONS
+
+    settings = Settings(exporters=("prometheus",), traces_exporters=("console",))
+    telemetry = WorkerTelemetry(settings, job_functions=JOB_FUNCTIONS)
+    exporter = InMemorySpanExporter()
+    telemetry.pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return telemetry, exporter
+
+
+def job_exemplars(text: str) -> list[dict]:
+    found = []
+    for line in text.splitlines():
+        match = _EXEMPLAR.match(line)
+        if match:
+            labels, span_id, trace_id, value, timestamp = match.groups()
+            found.append({"labels": labels, "span_id": span_id, "trace_id": trace_id, "value": float(value),
+                          "timestamp": float(timestamp)})
+    return found
+
+
+@pytest.mark.parametrize("worker_class", [Worker, SimpleWorker], ids=["forking", "simple"])
+def test_each_job_gets_a_consumer_span_that_is_its_exemplar(worker_class, redis_url, monkeypatch, capsys):
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from refapp import jobs
+
+    monkeypatch.setenv("SUBLARR_SIM_LATENCY_SCALE", "0")
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("sublarr", connection=connection)
+    ok_job = queue.enqueue(jobs.sleep_for, 0.05)
+    bad_job = queue.enqueue(jobs.always_fails)
+    telemetry, exporter = traced_worker_telemetry()
+    before = time.time()
+    try:
+        worker = worker_class([queue], connection=connection, telemetry=telemetry)
+        worker.work(burst=True)
+        text = telemetry.pipeline.renderer.render(OPENMETRICS).body.decode()
+        plain = telemetry.pipeline.renderer.render(None).body.decode()
+        spans = {s.attributes["messaging.message.id"]: s for s in exporter.get_finished_spans()
+                 if s.instrumentation_scope.name == "telemetry.rq_worker"}
+    finally:
+        telemetry.shutdown()
+    capsys.readouterr()  # the console exporter's output
+
+    assert set(spans) == {ok_job.id, bad_job.id}
+    for job, span in ((ok_job, spans[ok_job.id]), (bad_job, spans[bad_job.id])):
+        assert span.name == "process sublarr" and span.kind is SpanKind.CONSUMER
+        assert span.parent is None
+        assert {k: span.attributes[k] for k in ("messaging.system", "messaging.operation.name",
+                                                "messaging.operation.type", "messaging.destination.name",
+                                                "messaging.message.id", "messaging.client.id",
+                                                "code.function.name")} == {
+            "messaging.system": "rq", "messaging.operation.name": "process", "messaging.operation.type": "process",
+            "messaging.destination.name": "sublarr", "messaging.message.id": job.id,
+            "messaging.client.id": worker.name, "code.function.name": job.func_name}
+        # The worker process's identity, the one its metrics carry (a horse has no identity of its own).
+        assert span.resource.attributes["service.instance.id"] == telemetry.pipeline.instance_id
+    ok, bad = spans[ok_job.id], spans[bad_job.id]
+    assert ok.status.status_code is StatusCode.UNSET and "error.type" not in ok.attributes
+    assert ok.attributes["rq.job.status"] == "finished"
+    assert (ok.end_time - ok.start_time) / 1e9 >= 0.05
+    # The exception as the job raised it, handed over from the work-horse when forking.
+    assert bad.status.status_code is StatusCode.ERROR
+    assert bad.status.description == "RuntimeError: always_fails: deliberate failure"
+    assert bad.attributes["error.type"] == "RuntimeError" and bad.attributes["rq.job.status"] == "failed"
+    (event,) = bad.events
+    assert event.name == "exception" and event.attributes["exception.type"] == "RuntimeError"
+
+    # The metrics are unchanged by tracing; each observation's exemplar is its job's span.
+    assert sample_value(plain, "sublarr_jobs_total", OK) == 1
+    assert sample_value(plain, "sublarr_jobs_total", BAD) == 1
+    assert sample_value(plain, "sublarr_job_duration_seconds_count", OK) == 1
+    assert " # {" not in plain, "the text format has no exemplars"
+    exemplars = job_exemplars(text)
+    assert {(e["trace_id"], e["span_id"]) for e in exemplars} == {
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x")) for s in (ok, bad)}
+    for exemplar in exemplars:
+        span = ok if exemplar["span_id"] == format(ok.context.span_id, "016x") else bad
+        assert f'function="{span.attributes["code.function.name"]}"' in exemplar["labels"]
+        # The observation's time (after the span started, before the scrape), not the scrape's.
+        assert span.start_time / 1e9 <= exemplar["timestamp"] <= span.end_time / 1e9 + 1
+        assert before <= exemplar["timestamp"]
+
+
+def test_traced_queue_links_the_job_span_to_the_enqueuing_span(redis_url, capsys):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from refapp import jobs
+
+    connection = redis.Redis.from_url(redis_url)
+    queue = TracedQueue("sublarr", connection=connection)
+    with TracerProvider().get_tracer("web").start_as_current_span("POST /api/v1/jobs") as request_span:
+        linked = queue.enqueue(jobs.sleep_for, 0, meta={"mine": 1})
+    unlinked = queue.enqueue(jobs.sleep_for, 0)  # no current span: nothing added
+    assert unlinked.meta == {}
+    assert linked.meta["mine"] == 1
+    telemetry, exporter = traced_worker_telemetry()
+    try:
+        SimpleWorker([queue], connection=connection, telemetry=telemetry).work(burst=True)
+        spans = {s.attributes["messaging.message.id"]: s for s in exporter.get_finished_spans()
+                 if s.instrumentation_scope.name == "telemetry.rq_worker"}
+    finally:
+        telemetry.shutdown()
+    capsys.readouterr()
+    (link,) = spans[linked.id].links
+    assert link.context.trace_id == request_span.get_span_context().trace_id
+    assert link.context.span_id == request_span.get_span_context().span_id
+    # A link, not a parent: the job's trace is its own.
+    assert spans[linked.id].context.trace_id != request_span.get_span_context().trace_id
+    assert spans[linked.id].parent is None
+    assert spans[unlinked.id].links == ()
+
+
+def test_unsampled_job_spans_leave_no_exemplar(redis_url, capsys):
+    from refapp import jobs
+
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("sublarr", connection=connection)
+    queue.enqueue(jobs.sleep_for, 0)
+    settings = Settings(exporters=("prometheus",), traces_exporters=("console",), traces_sampler="always_off")
+    telemetry = WorkerTelemetry(settings)
+    try:
+        SimpleWorker([queue], connection=connection, telemetry=telemetry).work(burst=True)
+        text = telemetry.pipeline.renderer.render(OPENMETRICS).body.decode()
+    finally:
+        telemetry.shutdown()
+    capsys.readouterr()
+    assert sample_value(text, "sublarr_jobs_total", OK) == 1
+    assert job_exemplars(text) == [] and " # {" not in text
+
+
+OFF_PROBE = """
+import json, sys
+import redis
+from rq import Queue
+from telemetry import Settings
+from telemetry.rq_worker import SimpleWorker, WorkerTelemetry
+
+connection = redis.Redis.from_url(sys.argv[1])
+queue = Queue("sublarr-off-probe", connection=connection)
+queue.enqueue("builtins.len", "abc")
+telemetry = WorkerTelemetry(Settings(exporters=("prometheus",)))
+SimpleWorker([queue], connection=connection, telemetry=telemetry).work(burst=True)
+text = telemetry.pipeline.renderer.render(None).body.decode()
+telemetry.shutdown()
+print(json.dumps({
+    "job_spans": telemetry.job_spans is not None,
+    "imported": sorted(m for m in sys.modules if m in ("telemetry.job_spans", "telemetry.tracing",
+                                                        "opentelemetry.sdk.trace", "opentelemetry.propagate")
+                       or m.startswith("opentelemetry.instrumentation")),
+    "counted": 'sublarr_jobs_total{function="builtins.len",queue="sublarr-off-probe",status="finished"} 1.0' in text,
+}))
+"""
+
+
+def test_tracing_off_starts_no_span_and_imports_nothing(redis_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(REPO / "backend")
+    result = subprocess.run([sys.executable, "-c", OFF_PROBE, redis_url], env=env, capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"job_spans": False, "imported": [],
+                                                                   "counted": True}
+
+
+# the real collector and a real Prometheus ------------------------------------------
+@pytest.mark.e2e
+def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
+        debug_collector, prometheus_factory, redis_url, tmp_path, monkeypatch):
+    """Sublarr's topology with tracing on: the web app enqueues through TracedQueue, the forking
+    worker (``python -m refapp.worker``) traces each job and serves its metrics on
+    SUBLARR_METRICS_LISTEN; Prometheus (exemplar storage on) scrapes OpenMetrics from it and
+    stores job exemplars whose ids are those of job spans the collector received."""
+    from test_tracing import close_refapp, collector_env, collector_log, make_refapp, parse_debug_log
+
+    n_jobs, worker_service = 3, "sublarr-worker-traced"
+    for key, value in collector_env(debug_collector, OTEL_SERVICE_NAME="sublarr-web-traced",
+                                    OTEL_METRICS_EXPORTER="prometheus").items():
+        monkeypatch.setenv(key, value)
+    app, telemetry = make_refapp(tmp_path, Settings.from_env(), redis_url)
+    assert type(app.job_queue.queue) is TracedQueue
+    port = free_port()
+    env = dict(os.environ, SUBLARR_DATABASE_URL=f"sqlite:///{tmp_path / 'app'}.db", SUBLARR_REDIS_URL=redis_url,
+               SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0",
+               PYTHONPATH=str(REPO / "backend"), OTEL_SERVICE_NAME=worker_service,
+               SUBLARR_METRICS_LISTEN=f"127.0.0.1:{port}")
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log)
+    started = time.time() - 5
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics"), timeout=30, what="the worker's metrics listener")
+        prometheus = prometheus_factory(
+            {"global": {"scrape_interval": "1s"},
+             "scrape_configs": [{"job_name": "sublarr-worker", "static_configs": [
+                 {"targets": [f"127.0.0.1:{port}"]}]}]},
+            flags=["--enable-feature=exemplar-storage"])
+        client = app.test_client()
+        for i in range(n_jobs):
+            response = client.post("/api/v1/jobs", json={"file_path": f"/m/{i}.srt", "fmt": "srt"})
+            assert response.status_code == 202, response.get_data(as_text=True)
+        from refapp import jobs
+        app.job_queue.enqueue(jobs.always_fails)
+
+        def stored():
+            found = prometheus.api("query_exemplars", query="sublarr_job_duration_seconds_bucket", start=started,
+                                   end=time.time() + 60)
+            exemplars = [dict(e, series=series["seriesLabels"]) for series in found for e in series["exemplars"]]
+            return exemplars if len(exemplars) >= 2 else None
+        exemplars = wait_for(stored, timeout=60, what="job exemplars in Prometheus")
+        metrics_text = _get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        worker.send_signal(signal.SIGTERM)  # the worker flushes its spans on exit
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+        close_refapp(app, telemetry)  # flushes the request spans
+
+    def received():
+        spans, _ = parse_debug_log(collector_log(debug_collector))
+        jobs_ = [s for s in spans if s["resource"].get("service.name") == worker_service
+                 and s.get("Name") == "process sublarr"]
+        return (spans, jobs_) if len(jobs_) == n_jobs + 1 else None
+    spans, job_spans = wait_for(received, timeout=30, interval=0.5, what="the job spans at the collector")
+
+    # Every stored exemplar names a job span the collector received, of the function it is labelled with.
+    by_ids = {(s["Trace ID"], s["ID"]): s for s in job_spans}
+    for exemplar in exemplars:
+        labels = exemplar["labels"]
+        span = by_ids.get((labels["trace_id"], labels["span_id"]))
+        assert span is not None, labels
+        assert span["Kind"] == "Consumer" and span["scope"] == "telemetry.rq_worker"
+        assert span["attributes"]["code.function.name"] == exemplar["series"]["function"]
+        assert span["attributes"]["messaging.destination.name"] == exemplar["series"]["queue"] == "sublarr"
+        assert exemplar["timestamp"] >= started
+    functions = {e["series"]["function"] for e in exemplars}
+    assert "refapp.jobs.run_translation" in functions
+
+    # One identity: the worker process's, on its job spans and its work-horses' spans alike.
+    instances = {s["resource"]["service.instance.id"] for s in spans
+                 if s["resource"].get("service.name") == worker_service}
+    assert len(instances) == 1
+    assert sample_value(metrics_text, "sublarr_jobs_total", BAD) == 1
+
+    failed = [s for s in job_spans if s["attributes"]["code.function.name"] == "refapp.jobs.always_fails"]
+    assert [s["attributes"]["error.type"] for s in failed] == ["RuntimeError"]
+    assert "Status code    : Error" in collector_log(debug_collector)
+
+    # The work-horse's queries are children of its job span (context inherited through the fork,
+    # flushed before the horse exits).
+    translations = [s for s in job_spans if s["attributes"]["code.function.name"] == "refapp.jobs.run_translation"]
+    for job_span in translations:
+        children = [s for s in spans if s["Parent ID"] == job_span["ID"]]
+        assert any(s["scope"] == "opentelemetry.instrumentation.sqlalchemy" for s in children), job_span["ID"]
+    # And each links to the web request that enqueued it (a link, in the request's trace).
+    requests_ = {s["Trace ID"] for s in spans if s["resource"].get("service.name") == "sublarr-web-traced"
+                 and s.get("Name") == "POST /api/v1/jobs"}
+    assert len(requests_) == n_jobs
+    log_text = collector_log(debug_collector)
+    for trace_id in requests_:
+        assert re.search(rf"SpanLink #0\s+-> Trace ID: {trace_id}", log_text), trace_id
+    assert "could not send its spans" not in (tmp_path / "worker.log").read_text()
+
+
+def _get(url):
+    import requests
+
+    try:
+        response = requests.get(url, timeout=5)
+    except requests.RequestException:
+        return None
+    return response.text if response.status_code == 200 else None
