@@ -17,8 +17,8 @@ tests/monitoring checks):
   aggregate with ``max`` instead: summing would count the same queue once per
   web worker;
 - every panel has a unit and a description, and is a current panel type;
-- latency panels of the families that carry exemplars (requests, queries)
-  ask for them, and their ``trace_id`` links to the trace datasource the
+- latency panels of the families that carry exemplars (requests, queries,
+  jobs) ask for them, and their ``trace_id`` links to the trace datasource the
   ``traces`` variable selects (empty until one is provisioned).
 """
 from __future__ import annotations

@@ -25,10 +25,11 @@ def jobs_row(d: db.Dashboard) -> db.Dashboard:
     return (d.with_row(db.Row("Background jobs"))
             .with_panel(timeseries_panel(
                 "Job duration by function", "Median and 95th percentile of the time a background job "
-                "took, by job function (recorded by the RQ workers).", SECONDS,
+                "took, by job function (recorded by the RQ workers). With tracing on, exemplars mark "
+                "sampled jobs; their trace_id opens the job's trace in $traces.", SECONDS,
                 [Target(quantile(0.5, "sublarr_job_duration_seconds", ("function",)), "p50 {{function}}"),
                  Target(quantile(0.95, "sublarr_job_duration_seconds", ("function",)), "p95 {{function}}")],
-                width=12))
+                width=12, exemplars=True))
             .with_panel(timeseries_panel(
                 "Job outcomes", "Background jobs finished per second, by function and final status "
                 "(finished, failed, stopped, canceled).", OPS,

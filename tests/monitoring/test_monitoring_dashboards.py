@@ -109,11 +109,12 @@ def test_datasource_and_label_variables(built):
         assert '{job=~"$job"}' in variables["instance"]["query"], "instance options follow the job choice"
 
 
-EXEMPLAR_FAMILIES = ("sublarr_http_request_duration_seconds", "sublarr_db_query_duration_seconds")
+EXEMPLAR_FAMILIES = ("sublarr_http_request_duration_seconds", "sublarr_db_query_duration_seconds",
+                     "sublarr_job_duration_seconds")
 
 
 def test_latency_panels_of_traced_families_show_exemplars_linked_to_the_traces_variable(built):
-    """The request and query latency panels ask for exemplars (the direct path serves them in
+    """The request, query and job latency panels ask for exemplars (the direct path serves them in
     OpenMetrics), and an exemplar's trace_id opens the datasource the ``traces`` variable selects."""
     found = []
     for uid, data in built.items():
@@ -132,7 +133,7 @@ def test_latency_panels_of_traced_families_show_exemplars_linked_to_the_traces_v
             (link,) = override["properties"][0]["value"]
             assert override["properties"][0]["id"] == "links"
             assert link["internal"]["datasourceUid"] == "${traces}" and link["internal"]["query"]["query"] == "${__value.raw}"
-    assert sorted(found) == ["Query p95 by operation", "p95 latency by endpoint"], found
+    assert sorted(found) == ["Job duration by function", "Query p95 by operation", "p95 latency by endpoint"], found
 
 
 def _all_panels(data):
