@@ -52,7 +52,12 @@ def creation_link(meta: Any) -> Link | None:
     carrier = meta.get(META_KEY) if isinstance(meta, dict) else None
     if not isinstance(carrier, dict):
         return None
-    span_context = trace.get_current_span(propagate.extract(carrier, context=context.Context())).get_span_context()
+    carrier = {key: value for key, value in carrier.items() if isinstance(key, str) and isinstance(value, str)}
+    try:
+        extracted = propagate.extract(carrier, context=context.Context())
+    except Exception:  # noqa: BLE001 - a mangled carrier costs the link, never the job
+        return None
+    span_context = trace.get_current_span(extracted).get_span_context()
     return Link(span_context) if span_context.is_valid else None
 
 

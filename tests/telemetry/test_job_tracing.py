@@ -150,6 +150,24 @@ def test_traced_queue_links_the_job_span_to_the_enqueuing_span(redis_url, capsys
     assert spans[unlinked.id].links == ()
 
 
+@pytest.mark.parametrize("meta", [None, "x", {"sublarr_trace_context": "x"}, {"sublarr_trace_context": {"traceparent": 5}},
+                                  {"sublarr_trace_context": {"traceparent": "00-zz-yy-01"}},
+                                  {"sublarr_trace_context": {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"}}])
+def test_a_missing_or_mangled_creation_context_gives_no_link(meta):
+    from telemetry.job_spans import creation_link
+
+    assert creation_link(meta) is None
+
+
+def test_exception_type_names_are_qualified_except_builtins():
+    from rq.timeouts import JobTimeoutException
+
+    from telemetry.job_spans import exception_type_name
+
+    assert exception_type_name(RuntimeError) == "RuntimeError"
+    assert exception_type_name(JobTimeoutException) == "rq.timeouts.JobTimeoutException"
+
+
 def test_unsampled_job_spans_leave_no_exemplar(redis_url, capsys):
     from refapp import jobs
 
