@@ -11,7 +11,8 @@ UID = "sublarr-jobs"
 TITLE = "Sublarr / Jobs and instances"
 WHEN = {  # row -> when to look at it (the monitoring guide is generated from these and the panels)
     "Background jobs": "With RQ workers, when jobs slow down or fail: which job function, and since "
-                       "when. Empty without RQ workers pushing through the collector.",
+                       "when. Empty without telemetry's RQ workers (scraped on SUBLARR_METRICS_LISTEN or pushing "
+                       "through the collector).",
     "Instances": "When numbers look doubled, missing or stale: which processes report and in which "
                  "version, whether Prometheus reaches its targets, which process uses the CPU or memory.",
     "Telemetry": "When a panel elsewhere is empty or flat: a state source that fails or is too slow, "

@@ -25,6 +25,7 @@ from harness.support import REPO, free_port, sample_value, wait_for
 from telemetry import Settings
 from telemetry.rq_worker import SimpleWorker, TracedQueue, Worker, WorkerTelemetry
 from test_tracing import debug_collector  # noqa: F401 - the fixture: a collector logging every span
+from test_worker_topology import _get
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 OK = {"queue": "sublarr", "function": "refapp.jobs.sleep_for", "status": "finished"}
@@ -319,12 +320,3 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
         assert re.search(rf"SpanLink #0\s+-> Trace ID: {trace_id}", log_text), trace_id
     assert "could not send its spans" not in (tmp_path / "worker.log").read_text()
 
-
-def _get(url):
-    import requests
-
-    try:
-        response = requests.get(url, timeout=5)
-    except requests.RequestException:
-        return None
-    return response.text if response.status_code == 200 else None
