@@ -153,7 +153,11 @@ class WorkerTelemetry:
         """
         from .tracing import build_tracer_provider
 
-        self.pipeline.tracer_provider = build_tracer_provider(self.settings, self.pipeline.resource)
+        try:
+            self.pipeline.tracer_provider = build_tracer_provider(self.settings, self.pipeline.resource)
+        except Exception as exc:  # noqa: BLE001 - the job runs regardless; spans keep the SDK's resource
+            _log.warning("sublarr telemetry: a work-horse keeps its inherited tracer provider: %s", exc)
+            return
         tracing = getattr(self.host, "tracing", None)
         if tracing is not None:  # the app's instrumentations follow (telemetry.rebind)
             tracing.bind(self.pipeline)
@@ -215,12 +219,13 @@ class TelemetryWorkerMixin:
                 status = getattr(status, "value", status)
             except Exception:  # noqa: BLE001 - Redis trouble must not crash the worker loop
                 status = "other"
-            if job_span is None:
-                self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds)
-            else:
-                error = (captured or {}).get("job_error") or self._sublarr_job_error
-                self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds, job_span.span_context)
-                job_span.finish(str(status), error if isinstance(error, dict) else None)
+            try:
+                self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds,
+                                            job_span.span_context if job_span is not None else None)
+            finally:
+                if job_span is not None:  # always ended and detached: the worker loop goes on
+                    error = (captured or {}).get("job_error") or self._sublarr_job_error
+                    job_span.finish(str(status), error if isinstance(error, dict) else None)
 
     def perform_job(self, job, queue):
         if not self.is_horse:
