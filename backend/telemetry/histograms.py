@@ -11,10 +11,12 @@ OTLP (and any other non-Prometheus) readers as standard OpenTelemetry
 see :class:`telemetry._compat.CollectedBatchHook`) to the batch it just
 collected, with the same data model, names and buckets as SDK-recorded
 histograms, cumulative or delta temporality as the reader prefers, and
-exemplars (the last sampled span per bucket) when tracing is on.
+exemplars (the last sampled span per bucket) when tracing is on. The job
+durations (:mod:`telemetry.jobs`) take the same path, for one way to
+exemplars and one snapshot per histogram and counter.
 
 The matching counters (``sublarr_http_requests_total``,
-``sublarr_db_queries_total``) are the rows' counts, produced beside the
+``sublarr_db_queries_total``, ``sublarr_jobs_total``) are the rows' counts, produced beside the
 histograms as monotonic ``Sum`` metrics from the same snapshot, taken under
 the table's lock: no reader can see a ``_total`` that disagrees with the
 histogram's ``_count``. The Prometheus path renders the same snapshots

@@ -120,7 +120,7 @@ class NativeHistograms(ProducedHistograms):
 
     ``wants(reader)`` picks the readers that get them (the OTLP ones). In
     ``only`` mode those readers get no classic buckets for the native
-    families, neither the produced ones nor the SDK-recorded job durations.
+    families, neither the produced ones nor any the SDK recorded.
     """
 
     def __init__(self, scope, resource, mode: str, wants: Callable[[object], bool]):
