@@ -226,9 +226,10 @@ def test_tracing_off_starts_no_span_and_imports_nothing(redis_url):
 def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
         debug_collector, prometheus_factory, redis_url, tmp_path, monkeypatch):
     """Sublarr's topology with tracing on: the web app enqueues through TracedQueue, the forking
-    worker (``python -m refapp.worker``) traces each job and serves its metrics on
-    SUBLARR_METRICS_LISTEN; Prometheus (exemplar storage on) scrapes OpenMetrics from it and
-    stores job exemplars whose ids are those of job spans the collector received."""
+    worker (``python -m refapp.worker``) traces each job, serves its metrics on
+    SUBLARR_METRICS_LISTEN and pushes them over OTLP; Prometheus (exemplar storage on) scrapes
+    OpenMetrics from it and stores job exemplars whose ids are those of job spans the collector
+    received, as are those of the pushed job histogram."""
     from test_tracing import close_refapp, collector_env, collector_log, make_refapp, parse_debug_log
 
     n_jobs, worker_service = 3, "sublarr-worker-traced"
@@ -241,7 +242,7 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
     env = dict(os.environ, SUBLARR_DATABASE_URL=f"sqlite:///{tmp_path / 'app'}.db", SUBLARR_REDIS_URL=redis_url,
                SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0",
                PYTHONPATH=str(REPO / "backend"), OTEL_SERVICE_NAME=worker_service,
-               SUBLARR_METRICS_LISTEN=f"127.0.0.1:{port}")
+               SUBLARR_METRICS_LISTEN=f"127.0.0.1:{port}", OTEL_METRICS_EXPORTER="prometheus,otlp")
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log)
     started = time.time() - 5
@@ -276,11 +277,16 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
         close_refapp(app, telemetry)  # flushes the request spans
 
     def received():
-        spans, _ = parse_debug_log(collector_log(debug_collector))
+        spans, metrics = parse_debug_log(collector_log(debug_collector))
         jobs_ = [s for s in spans if s["resource"].get("service.name") == worker_service
                  and s.get("Name") == "process sublarr"]
-        return (spans, jobs_) if len(jobs_) == n_jobs + 1 else None
-    spans, job_spans = wait_for(received, timeout=30, interval=0.5, what="the job spans at the collector")
+        pushed = [e for m in metrics if m.get("Name") == "sublarr_job_duration_seconds"
+                  and m["resource"].get("service.name") == worker_service for p in m["points"] for e in p["exemplars"]]
+        return (spans, jobs_, pushed) if len(jobs_) == n_jobs + 1 and pushed else None
+    spans, job_spans, pushed = wait_for(received, timeout=30, interval=0.5,
+                                        what="the job spans and the pushed job exemplars at the collector")
+    # The OTLP path carries the same exemplars.
+    assert {(e["Trace ID"], e["Span ID"]) for e in pushed} <= {(s["Trace ID"], s["ID"]) for s in job_spans}
 
     # Every stored exemplar names a job span the collector received, of the function it is labelled with.
     by_ids = {(s["Trace ID"], s["ID"]): s for s in job_spans}
