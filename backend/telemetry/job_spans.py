@@ -79,9 +79,10 @@ class JobSpan:
     def span_context(self) -> trace.SpanContext:
         return self.span.get_span_context()
 
-    def finish(self, status: str, error: dict | None = None) -> None:
-        """End the span: an error when the job did not finish or raised (``error``:
-        ``type`` and ``message`` of the exception, as the work-horse saw it)."""
+    def finish(self, status: str, error: dict | None = None, end_time: int | None = None) -> None:
+        """End the span (at ``end_time``, epoch ns, when given): an error when the job did not
+        finish or raised (``error``: ``type`` and ``message`` of the exception, as the
+        work-horse saw it)."""
         span = self.span
         try:
             if span.is_recording():
@@ -96,7 +97,7 @@ class JobSpan:
                                            else f"job {status}"))
         finally:
             context.detach(self._token)
-            span.end()
+            span.end(end_time=end_time)
 
 
 class JobSpans:

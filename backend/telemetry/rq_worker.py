@@ -163,8 +163,13 @@ class WorkerTelemetry:
             tracing.bind(self.pipeline)
 
     def end_capture(self, path: str, job_error: dict | None = None) -> None:
+        """Hand the job's records to the worker, with the moment the job's work ended: the
+        worker's duration and span then leave out what the horse does after (its span flush)."""
+        extra = {"finished_monotonic": time.monotonic(), "finished_ns": time.time_ns()}
+        if job_error:
+            extra["job_error"] = job_error
         try:
-            self.pipeline.end_capture(path, {"job_error": job_error} if job_error else None)
+            self.pipeline.end_capture(path, extra)
         except OSError as exc:
             _log.warning("sublarr telemetry: a work-horse could not hand over its metrics: %s", exc)
 
@@ -183,6 +188,18 @@ class WorkerTelemetry:
             self.host.shutdown()
         else:
             self.pipeline.shutdown()
+
+
+def job_interval(started: float, ended: float, captured: dict | None) -> tuple[float, int | None]:
+    """The job's duration (seconds) and, when a work-horse said when its work ended, that
+    moment (epoch ns) for the span's end; the horse's word counts only within [started, ended]
+    (``time.monotonic`` is one clock for the worker and the horses it forks)."""
+    finished = (captured or {}).get("finished_monotonic")
+    finished_ns = (captured or {}).get("finished_ns")
+    if (isinstance(finished, (int, float)) and not isinstance(finished, bool) and started <= finished <= ended
+            and isinstance(finished_ns, int) and not isinstance(finished_ns, bool)):
+        return finished - started, finished_ns
+    return ended - started, None
 
 
 class TelemetryWorkerMixin:
@@ -212,8 +229,9 @@ class TelemetryWorkerMixin:
         try:
             return super().execute_job(job, queue)
         finally:
-            seconds = time.monotonic() - started
+            ended = time.monotonic()
             captured = self.telemetry.absorb(path)
+            seconds, end_ns = job_interval(started, ended, captured)
             try:
                 status = job.get_status(refresh=True)
                 status = getattr(status, "value", status)
@@ -225,7 +243,7 @@ class TelemetryWorkerMixin:
             finally:
                 if job_span is not None:  # always ended and detached: the worker loop goes on
                     error = (captured or {}).get("job_error") or self._sublarr_job_error
-                    job_span.finish(str(status), error if isinstance(error, dict) else None)
+                    job_span.finish(str(status), error if isinstance(error, dict) else None, end_ns)
 
     def perform_job(self, job, queue):
         if not self.is_horse:

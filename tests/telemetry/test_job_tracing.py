@@ -34,14 +34,14 @@ _EXEMPLAR = re.compile(r'^sublarr_job_duration_seconds_bucket\{(.*)\} \S+ # '
                        r'\{span_id="([0-9a-f]{16})",trace_id="([0-9a-f]{32})"\} (\S+) (\S+)$')
 
 
-def traced_worker_telemetry():
+def traced_worker_telemetry(telemetry_class=WorkerTelemetry):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from refapp.jobs import JOB_FUNCTIONS
 
     settings = Settings(exporters=("prometheus",), traces_exporters=("console",))
-    telemetry = WorkerTelemetry(settings, job_functions=JOB_FUNCTIONS)
+    telemetry = telemetry_class(settings, job_functions=JOB_FUNCTIONS)
     exporter = InMemorySpanExporter()
     telemetry.pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     return telemetry, exporter
@@ -120,6 +120,46 @@ def test_each_job_gets_a_consumer_span_that_is_its_exemplar(worker_class, redis_
         # The observation's time (after the span started, before the scrape), not the scrape's.
         assert span.start_time / 1e9 <= exemplar["timestamp"] <= span.end_time / 1e9 + 1
         assert before <= exemplar["timestamp"]
+
+
+class SlowToLeave(WorkerTelemetry):
+    """A work-horse that takes a second to leave after its job, as one does whose span
+    flush waits on an unreachable collector."""
+
+    LEAVING_SECONDS = 1.0
+
+    def flush_spans(self) -> None:
+        time.sleep(self.LEAVING_SECONDS)
+        super().flush_spans()
+
+
+def test_a_horse_leaving_slowly_is_not_in_the_job_duration_or_its_span(redis_url, monkeypatch, capsys):
+    from refapp import jobs
+
+    monkeypatch.setenv("SUBLARR_SIM_LATENCY_SCALE", "0")
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("sublarr", connection=connection)
+    job = queue.enqueue(jobs.sleep_for, 0.05)
+    telemetry, exporter = traced_worker_telemetry(SlowToLeave)
+    try:
+        worker = Worker([queue], connection=connection, telemetry=telemetry)
+        started = time.monotonic()
+        worker.work(burst=True)
+        wall = time.monotonic() - started
+        returned_ns = time.time_ns()
+        plain = telemetry.pipeline.renderer.render(None).body.decode()
+        (span,) = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "telemetry.rq_worker"]
+    finally:
+        telemetry.shutdown()
+    capsys.readouterr()
+
+    assert span.attributes["messaging.message.id"] == job.id
+    assert wall >= SlowToLeave.LEAVING_SECONDS, "the horse did take its time to leave"
+    seconds = sample_value(plain, "sublarr_job_duration_seconds_sum", OK)
+    assert 0.05 <= seconds <= wall - SlowToLeave.LEAVING_SECONDS
+    # The span ends when the horse's work ended, covering the same interval as the observation.
+    assert span.end_time <= returned_ns - SlowToLeave.LEAVING_SECONDS * 1e9
+    assert abs((span.end_time - span.start_time) / 1e9 - seconds) < 0.05
 
 
 def test_traced_queue_links_the_job_span_to_the_enqueuing_span(redis_url, capsys):
@@ -326,3 +366,18 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
         assert re.search(rf"SpanLink #0\s+-> Trace ID: {trace_id}", log_text), trace_id
     assert "could not send its spans" not in (tmp_path / "worker.log").read_text()
 
+
+
+@pytest.mark.parametrize("captured, expected", [
+    (None, (3.0, None)),  # SimpleWorker, or a horse killed before its hand-over
+    ({"finished_monotonic": 12.0, "finished_ns": 7}, (2.0, 7)),
+    ({"finished_monotonic": 9.0, "finished_ns": 7}, (3.0, None)),  # before the job started: ignored
+    ({"finished_monotonic": 14.0, "finished_ns": 7}, (3.0, None)),  # after the worker saw the end: ignored
+    ({"finished_monotonic": "12", "finished_ns": 7}, (3.0, None)),
+    ({"finished_monotonic": 12.0}, (3.0, None)),
+    ({"finished_monotonic": True, "finished_ns": 7}, (3.0, None)),
+])
+def test_the_job_interval_takes_the_horses_end_only_within_the_workers_view(captured, expected):
+    from telemetry.rq_worker import job_interval
+
+    assert job_interval(10.0, 13.0, captured) == expected
