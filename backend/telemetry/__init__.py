@@ -16,10 +16,12 @@ from .extension import (
     init_telemetry,
 )
 from .settings import Settings, SettingsError
+from .state.targets import StateTargets
 
 __all__ = [
     "Settings",
     "SettingsError",
+    "StateTargets",
     "Telemetry",
     "TelemetryConfigError",
     "TelemetryWarning",

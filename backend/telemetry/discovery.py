@@ -6,8 +6,8 @@ its provider manager in ``app.extensions["provider_manager"]``, its version
 in ``version.py`` beside ``app.py`` and its queue counts in ``db.jobs`` and
 ``db.wanted``.
 Each getter looks the object up when called, so attributes attached after
-``init_telemetry`` are still found; an explicit object (or a zero-argument
-callable) given to :class:`~telemetry.Telemetry` always wins.
+``init_telemetry`` are still found; a getter given in
+:class:`~telemetry.StateTargets` always wins.
 """
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ _log = logging.getLogger(__name__)
 Getter = Callable[[], Any]
 
 
-def _explicit(value: Any) -> Getter | None:
+def getter_for(value: Any) -> Getter | None:
+    """A getter for an object handed over as itself or as a zero-argument callable
+    (the keywords of ``init_telemetry``); None stays None. Engines, caches, queues
+    and breaker mappings are recognised by their shape even when callable."""
     if value is None:
         return None
     if callable(value) and not hasattr(value, "get_stats") and not hasattr(value, "enqueue") \
@@ -34,10 +37,9 @@ def _explicit(value: Any) -> Getter | None:
     return lambda: value
 
 
-def engine_getter(app, explicit: Any = None) -> Getter:
-    found = _explicit(explicit)
-    if found is not None:
-        return found
+def engine_getter(app, given: Getter | None = None) -> Getter:
+    if given is not None:
+        return given
     cached: list = []
 
     def find():
@@ -61,9 +63,8 @@ def _flask_sqlalchemy_engine(app) -> Any:
         return None
 
 
-def attribute_getter(app, name: str, explicit: Any = None) -> Getter:
-    found = _explicit(explicit)
-    return found if found is not None else (lambda: getattr(app, name, None))
+def attribute_getter(app, name: str, given: Getter | None = None) -> Getter:
+    return given if given is not None else (lambda: getattr(app, name, None))
 
 
 class Missing:
@@ -84,16 +85,15 @@ def _provider_manager(app) -> Any:
     return manager if manager is not None else getattr(app, "provider_manager", None)
 
 
-def breakers_getter(app, explicit: Any = None) -> Getter:
+def breakers_getter(app, given: Getter | None = None) -> Getter:
     """A mapping provider name -> breaker, from the app's provider manager.
 
     Public ``breakers``/``circuit_breakers`` mappings first, then Sublarr's
     private ``_circuit_breakers`` (see :mod:`telemetry._compat`). A manager
     with neither gives :class:`Missing`.
     """
-    found = _explicit(explicit)
-    if found is not None:
-        return found
+    if given is not None:
+        return given
 
     def find():
         manager = _provider_manager(app)

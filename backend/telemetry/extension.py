@@ -7,15 +7,17 @@ telemetry packages are missing still starts, and its metrics path answers
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import warnings
 import os
+import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from . import catalog, events
+from . import events
 from .catalog import SCRAPE_ENVIRON_KEY
 from .settings import LISTEN_ACCEPTED, Settings, SettingsError
+from .state.targets import StateTargets
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -53,23 +55,20 @@ class Telemetry:
     """The telemetry of one Flask app.
 
     Dependencies are injected: ``settings`` (default: from the environment),
-    ``registry`` (default: a fresh ``CollectorRegistry``; a registry passed in
-    may hold other collectors too, so its scrapes take prometheus_client's
-    encoder rather than the cached one), ``resource`` and ``providers`` (names
-    the provider label accepts up front).
+    ``targets`` (what the state families read; a field left ``None`` is found
+    on the app), ``registry`` (default: a fresh ``CollectorRegistry``; a
+    registry passed in may hold other collectors too, so its scrapes take
+    prometheus_client's encoder rather than the cached one), ``resource``,
+    ``providers`` (names the provider label accepts up front) and ``clock``
+    (the HTTP duration clock, for tests).
     """
 
     def __init__(self, app: "Flask | None" = None, *, settings: Settings | None = None,
-                 registry: Any = None, resource: Any = None, providers: tuple[str, ...] = (),
-                 clock: Any = None, engine: Any = None, cache: Any = None, queue: Any = None,
-                 breakers: Any = None, version: str | None = None,
-                 count_queries: dict[str, str] | None = None, redis_url: str | None = None,
-                 disk_paths: tuple[str, ...] | None = None):
+                 targets: StateTargets | None = None, registry: Any = None, resource: Any = None,
+                 providers: tuple[str, ...] = (), clock: Any = None):
         self.settings = settings
+        self.targets = targets if targets is not None else StateTargets()
         self._clock = clock
-        self._targets = {"engine": engine, "cache": cache, "queue": queue, "breakers": breakers,
-                         "version": version, "count_queries": count_queries,
-                         "redis_url": redis_url, "disk_paths": disk_paths}
         self._registry = registry
         self._resource = resource
         self._providers = tuple(providers)
@@ -191,31 +190,28 @@ class Telemetry:
 
     def _build_pipeline(self, app: "Flask"):
         from . import discovery
-        from .state.callbacks import DEFAULT_COUNT_QUERIES, StateTargets
         from .pipeline import build_pipeline
 
-        given = self._targets
-        engine = self._engine = discovery.engine_getter(app, given["engine"])
-        explicit_counts = given["count_queries"]
+        given, settings = self.targets, self.settings
+        engine = self._engine = discovery.engine_getter(app, given.engine)
+        found = dataclasses.replace(
+            given,
+            cache=discovery.attribute_getter(app, "cache_backend", given.cache),
+            queue=discovery.attribute_getter(app, "job_queue", given.queue),
+            breakers=discovery.breakers_getter(app, given.breakers),
+            redis_url=given.redis_url or settings.redis_url,
+            disk_paths=tuple(given.disk_paths or settings.disk_paths or discovery.disk_mounts()),
+            version=discovery.version_of(app, given.version),
+            role=lambda: self.role)
+        if given.count_queries is None:  # the host's own count functions, else the default SQL
+            found = dataclasses.replace(found, host_count=lambda family: discovery.host_count(app, family))
 
         def targets_for(queries):
             def host_call(read):
                 with app.app_context(), queries.quiet():  # telemetry's reads are not the app's queries
                     return read()
-            return StateTargets(
-                engine=lambda: self._engine_found(queries, engine()),
-                cache=discovery.attribute_getter(app, "cache_backend", given["cache"]),
-                queue=discovery.attribute_getter(app, "job_queue", given["queue"]),
-                breakers=discovery.breakers_getter(app, given["breakers"]),
-                redis_url=given["redis_url"] or self.settings.redis_url,
-                disk_paths=tuple(given["disk_paths"] or self.settings.disk_paths or discovery.disk_mounts()),
-                version=discovery.version_of(app, given["version"]),
-                count_queries=explicit_counts or dict(DEFAULT_COUNT_QUERIES),
-                host_count=(lambda family: None) if explicit_counts
-                else (lambda family: discovery.host_count(app, family)),
-                host_call=host_call,
-                role=lambda: self.role,
-            )
+            return dataclasses.replace(found, engine=lambda: self._engine_found(queries, engine()),
+                                       host_call=host_call)
         return build_pipeline(self.settings, targets_for, registry=self._registry,
                               resource=self._resource, providers=self._providers,
                               tracing=self._tracing_wanted)
@@ -357,14 +353,39 @@ class Telemetry:
             self.pipeline.shutdown()
 
 
-def init_telemetry(app: "Flask", **kwargs: Any) -> Telemetry:
-    """Adopt telemetry on ``app`` in one call; see :class:`Telemetry` for options."""
+TARGET_KEYWORDS = ("engine", "cache", "queue", "breakers", "version", "count_queries", "redis_url",
+                   "disk_paths")
+"""The :class:`StateTargets` fields ``init_telemetry`` also takes one by one (objects or getters)."""
+
+
+def init_telemetry(app: "Flask", **options: Any) -> Telemetry:
+    """Adopt telemetry on ``app`` in one call; see :class:`Telemetry` for options.
+
+    The targets may also be given one by one, as keywords named like the fields
+    of :class:`StateTargets` (``count_queries=``, ``redis_url=``, ``disk_paths=``;
+    ``engine=``, ``cache=``, ``queue=`` and ``breakers=`` take the object itself
+    or a getter), instead of ``targets=``.
+    """
     existing = app.extensions.get(EXTENSION_KEY)
     if existing is not None:
         warnings.warn(f"sublarr telemetry is already initialised on app {app.name!r}; "
                       "the second call does nothing", TelemetryWarning, stacklevel=2)
         return existing
-    return Telemetry(**kwargs).init_app(app)
+    loose = {name: options.pop(name) for name in TARGET_KEYWORDS if name in options}
+    if loose:
+        if options.get("targets") is not None:
+            raise TypeError(f"init_telemetry() takes targets= or {', '.join(sorted(loose))}=, not both")
+        options["targets"] = _targets_from_keywords(**loose)
+    return Telemetry(**options).init_app(app)
+
+
+def _targets_from_keywords(*, engine: Any = None, cache: Any = None, queue: Any = None, breakers: Any = None,
+                           disk_paths: Any = None, **plain: Any) -> StateTargets:
+    from .discovery import getter_for
+
+    return StateTargets(engine=getter_for(engine), cache=getter_for(cache), queue=getter_for(queue),
+                        breakers=getter_for(breakers),
+                        disk_paths=None if disk_paths is None else tuple(disk_paths), **plain)
 
 
 class _NoHttpMetrics:

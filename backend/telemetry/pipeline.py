@@ -23,7 +23,8 @@ from prometheus_client import CollectorRegistry
 from . import catalog, events
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from .state.callbacks import CallbackLayer, StateTargets
+from .state.callbacks import CallbackLayer
+from .state.targets import StateTargets, target
 from .cardinality import OverflowCounter, SeriesGuard
 from .db_metrics import QueryMetrics
 from .direct import DirectSource
@@ -233,7 +234,7 @@ def build_pipeline(settings: Settings, targets_for: Callable[[QueryMetrics], Sta
     if tracing:
         from .tracing import build_tracer_provider
         tracer_provider = build_tracer_provider(settings, resource)
-    targets.engine()  # instrument now when the engine is already there
+    target(targets.engine)  # instrument now when the engine is already there
     pipeline = Pipeline(settings=settings, instance_id=instance_id, meter_provider=meter_provider,
                         registry=registry,
                         renderer=ScrapeRenderer(registry, CachedExposition(direct) if owns_registry else None),

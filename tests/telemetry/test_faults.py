@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from harness.support import sample_value, scrape, wait_for
-from telemetry import Settings, Telemetry, catalog
+from telemetry import Settings, StateTargets, Telemetry, catalog
 
 JOBS = {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}
 
@@ -100,7 +100,7 @@ def test_a_hanging_callback_never_stalls_the_scrape():
     cache = HangingCache()
     app = Flask("hang")
     app.get("/hello")(lambda: "hi")
-    telemetry = Telemetry(settings=Settings(source_timeout=0.5), cache=cache).init_app(app)
+    telemetry = Telemetry(settings=Settings(source_timeout=0.5), targets=StateTargets(cache=lambda: cache)).init_app(app)
     client = app.test_client()
     try:
         client.get("/hello")

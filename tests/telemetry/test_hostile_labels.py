@@ -21,7 +21,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from harness.support import require_binary, sample_value
-from telemetry import Settings, Telemetry, events, sublarr_metrics
+from telemetry import Settings, StateTargets, Telemetry, events, sublarr_metrics
 from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -144,7 +144,7 @@ def hostile_app(tmp_path):
 
     telemetry = Telemetry(settings=Settings(disk_paths=(str(tmp_path), os.fsdecode(odd_dir), "/nonexistent\udcff"),
                                             max_series=200),
-                          breakers=breakers, cache=cache)
+                          targets=StateTargets(breakers=lambda: breakers, cache=lambda: cache))
     telemetry.init_app(app)
     yield app, telemetry, breakers, cache
     telemetry.shutdown()
@@ -212,7 +212,8 @@ def test_real_prometheus_scrapes_hostile_labels_with_a_padded_token_file(tmp_pat
     parsed = Settings.from_env({"SUBLARR_METRICS_TOKEN_FILE": str(token_file),
                                 "SUBLARR_METRICS_LISTEN": "127.0.0.1:0"})
     app = Flask("hostile_e2e", static_folder=None)
-    telemetry = Telemetry(settings=parsed, breakers={b"bad\xff": _Breaker("open")}).init_app(app)
+    breakers = {b"bad\xff": _Breaker("open")}
+    telemetry = Telemetry(settings=parsed, targets=StateTargets(breakers=lambda: breakers)).init_app(app)
     try:
         events.provider_searched("lone\udcff", "success")
         events.provider_searched("ctl\x00\r\n", "failed")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from harness.support import REPO, sample_value, scrape
-from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError
+from telemetry import Settings, SettingsError, StateTargets, Telemetry, TelemetryConfigError
 from telemetry import variables
 from telemetry.settings import MIN_EXPORT_INTERVAL_MS
 
@@ -263,7 +263,8 @@ def test_one_broken_breaker_hides_none_of_the_others(caplog):
         state = "open"
 
     app = Flask("breakers")
-    telemetry = Telemetry(settings=Settings(), breakers={"broken": Broken(), "fine": Fine()}).init_app(app)
+    breakers = {"broken": Broken(), "fine": Fine()}
+    telemetry = Telemetry(settings=Settings(), targets=StateTargets(breakers=lambda: breakers)).init_app(app)
     try:
         with caplog.at_level(logging.WARNING, logger="telemetry.state.sources"):
             text = scrape(app.test_client())

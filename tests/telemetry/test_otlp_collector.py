@@ -226,12 +226,12 @@ def test_hostile_label_values_never_stop_otlp_pushes(otel_collector, tmp_path, m
     """A value protobuf cannot encode (a lone surrogate) would fail every export of the process."""
     from flask import Flask
 
-    from telemetry import Settings, Telemetry, events
+    from telemetry import Settings, StateTargets, Telemetry, events
     for key, value in otlp_env(otel_collector, OTEL_SERVICE_NAME="sublarr-hostile").items():
         monkeypatch.setenv(key, value)
     app = Flask("hostile_otlp")
-    telemetry = Telemetry(settings=Settings.from_env(), breakers={b"bad\xff": type("B", (), {"state": "open"})()}
-                          ).init_app(app)
+    breakers = {b"bad\xff": type("B", (), {"state": "open"})()}
+    telemetry = Telemetry(settings=Settings.from_env(), targets=StateTargets(breakers=lambda: breakers)).init_app(app)
     try:
         events.provider_searched("lone\udcff", "success")
         events.provider_searched("fine", "success")

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from harness.support import catalog_label_problems, parse, sample_value, scrape, wait_for
-from telemetry import Settings, Telemetry, catalog
+from telemetry import Settings, StateTargets, Telemetry, catalog
 
 NON_HTTP_GROUPS = ("database", "cache", "queue", "subtitles", "process")
 
@@ -140,17 +140,51 @@ def test_breaker_state_is_read_without_changing_it(refapp):
     assert dict(vars(breaker)) == before
 
 
-def bare_app(**kwargs):
+def bare_app(**targets):
     app = Flask("bare")
     app.get("/hello")(lambda: "hi")
-    telemetry = Telemetry(settings=Settings(), **kwargs).init_app(app)
+    telemetry = Telemetry(settings=Settings(), targets=StateTargets(**targets)).init_app(app)
     return app, telemetry
+
+
+def test_init_telemetry_takes_the_targets_one_by_one_as_objects_or_getters(tmp_path):
+    """The keywords adopters already write (``engine=db.engine``, ``breakers=mapping``,
+    ``disk_paths=[...]``) become the typed StateTargets the state sources read."""
+    from telemetry import init_telemetry
+
+    engine = create_engine(f"sqlite:///{tmp_path}/k.db")
+    breakers = {"podnapisi": type("Breaker", (), {"state": "open"})()}
+    app = Flask("keywords")
+    telemetry = init_telemetry(app, settings=Settings(), engine=engine, breakers=breakers,
+                               cache=lambda: None, disk_paths=[str(tmp_path)], version="9.9")
+    try:
+        assert telemetry.targets.engine() is engine and telemetry.targets.breakers() is breakers
+        assert telemetry.targets.disk_paths == (str(tmp_path),)
+        families = parse(scrape(app.test_client()))
+    finally:
+        telemetry.shutdown()
+        engine.dispose()
+    assert families["sublarr_db_backend_info"] == [("sublarr_db_backend_info", {"dialect": "sqlite"}, 1.0)]
+    assert families["sublarr_circuit_breaker_state"] == [
+        ("sublarr_circuit_breaker_state", {"provider": "podnapisi"}, 1.0)]
+    assert families["sublarr_info"] == [("sublarr_info", {"version": "9.9"}, 1.0)]
+    assert [labels for _, labels, _ in families["sublarr_disk_usage_percent"]] == [{"mount": str(tmp_path)}]
+    assert "sublarr_cache_hits" not in families  # the getter returned None: no cache, no series
+
+
+def test_targets_are_given_once():
+    from telemetry import init_telemetry
+
+    with pytest.raises(TypeError, match=r"takes targets= or redis_url=, not both"):
+        init_telemetry(Flask("twice"), settings=Settings(), targets=StateTargets(), redis_url="redis://x")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'enigne'"):
+        init_telemetry(Flask("typo"), settings=Settings(), enigne=None)
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
 def test_pools_without_a_size_have_no_pool_series(url):
     engine = create_engine(url)
-    app, telemetry = bare_app(engine=engine)
+    app, telemetry = bare_app(engine=lambda: engine)
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     text_out = scrape(app.test_client())
@@ -163,7 +197,7 @@ def test_pools_without_a_size_have_no_pool_series(url):
 
 def test_telemetry_queries_are_not_counted_as_app_queries(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path}/x.db")
-    app, telemetry = bare_app(engine=engine)
+    app, telemetry = bare_app(engine=lambda: engine)
     client = app.test_client()
     for _ in range(3):
         out = scrape(client)
@@ -190,7 +224,8 @@ class BrokenCache:
 def test_a_raising_source_loses_only_its_own_series(caplog, tmp_path):
     caplog.set_level(logging.WARNING)
     engine = create_engine(f"sqlite:///{tmp_path}/y.db")
-    app, telemetry = bare_app(engine=engine, cache=BrokenCache())
+    broken = BrokenCache()
+    app, telemetry = bare_app(engine=lambda: engine, cache=lambda: broken)
     client = app.test_client()
     client.get("/hello")
     for _ in range(3):
@@ -218,8 +253,8 @@ def test_a_redis_that_never_answers_does_not_stall_the_scrape(tmp_path):
         from refapp import Config, create_app
         config = Config.from_env({}, data_dir=str(tmp_path), latency_scale=0.0, failure_rate=0.0)
         app = create_app(config, telemetry=False)
-        telemetry = Telemetry(settings=Settings(), redis_url=f"redis://127.0.0.1:{port}/0",
-                              disk_paths=(str(tmp_path),)).init_app(app)
+        telemetry = Telemetry(settings=Settings(), targets=StateTargets(
+            redis_url=f"redis://127.0.0.1:{port}/0", disk_paths=(str(tmp_path),))).init_app(app)
         client = drive_traffic(app, failing_jobs=5)
         for attempt in range(3):
             started = time.monotonic()

@@ -333,15 +333,15 @@ def test_a_broken_count_query_is_visible(tmp_path):
     """Without the host's count functions the fallback SQL runs; one that fails marks its source down."""
     from sqlalchemy import create_engine
 
-    from telemetry import Settings, Telemetry
+    from telemetry import Settings, init_telemetry
     app = Flask("counts")
     app.db_engine = create_engine(f"sqlite:///{tmp_path}/counts.db")
     with app.db_engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE wanted_items (id INTEGER PRIMARY KEY, status TEXT)")
         connection.exec_driver_sql("INSERT INTO wanted_items (status) VALUES ('wanted'), ('found')")
-    telemetry = Telemetry(settings=Settings(), count_queries={
+    telemetry = init_telemetry(app, settings=Settings(), count_queries={  # as monitoring/README.md shows
         "sublarr_job_queue_size": "SELECT count(*) FROM no_such_table",
-        "sublarr_wanted_queue_size": "SELECT count(*) FROM wanted_items WHERE status = 'wanted'"}).init_app(app)
+        "sublarr_wanted_queue_size": "SELECT count(*) FROM wanted_items WHERE status = 'wanted'"})
     try:
         text = app.test_client().get("/metrics").get_data(as_text=True)
     finally:

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.support import REPO, scrape, venv_executable, wait_for
-from telemetry import Settings, SettingsError, Telemetry
+from telemetry import Settings, SettingsError, StateTargets, Telemetry
 
 TRACE_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
                    "SUBLARR_METRICS_KEEP_SEMCONV", "SUBLARR_METRICS_SQL_COMMENTER")
@@ -43,8 +43,9 @@ def make_refapp(tmp_path, settings, redis_url=None, name="app"):
     config = Config.from_env(env={}, database_url=f"sqlite:///{tmp_path / name}.db", data_dir=str(tmp_path),
                              latency_scale=0.0, failure_rate=0.0, seed=1, redis_url=redis_url)
     app = create_app(config, telemetry=False)
-    telemetry = Telemetry(settings=settings, redis_url=redis_url, providers=config.providers,
-                          disk_paths=(str(tmp_path),), version="test").init_app(app)
+    telemetry = Telemetry(settings=settings, providers=config.providers,
+                          targets=StateTargets(redis_url=redis_url, disk_paths=(str(tmp_path),),
+                                               version="test")).init_app(app)
     return app, telemetry
 
 

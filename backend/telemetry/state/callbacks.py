@@ -11,8 +11,7 @@ series; everything else in the scrape is unaffected.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -28,9 +27,11 @@ from . import process as process_state
 from . import queue as queue_state
 from . import redis as redis_state
 from .sources import Source, constant
+from .targets import StateTargets, target
+
+__all__ = ["CallbackLayer", "DEFAULT_COUNT_QUERIES", "SHARED_SOURCES", "StateTargets"]
 
 _log = logging.getLogger(__name__)
-Getter = Callable[[], Any]
 Points = Iterable[tuple[float, dict[str, str]]]
 
 DEFAULT_COUNT_QUERIES = {
@@ -44,30 +45,6 @@ SHARED_SOURCES = frozenset({"database", "job_queue", "wanted", "queue", "redis"}
 """State every process would read alike (one database, one Redis, one RQ queue):
 reported by the web role only, so web and worker processes never double it.
 Per-process state (pool, cache, breakers, process, disk, info) is reported everywhere."""
-
-
-def _none() -> None:
-    return None
-
-
-@dataclass
-class StateTargets:
-    """Where the callback layer finds what it reads; every field is optional."""
-
-    engine: Getter = _none
-    cache: Getter = _none
-    queue: Getter = _none
-    breakers: Getter = _none
-    redis_url: str | None = None
-    rq_connection: Getter = _none
-    disk_paths: tuple[str, ...] = ()
-    version: str = "unknown"
-    count_queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_COUNT_QUERIES))
-    # family -> the host's own count function, looked up at read time (None: use the SQL)
-    host_count: Callable[[str], Callable[[], int] | None] = lambda family: None
-    # wraps a host count call: the app context, and the query recorder's quiet mode
-    host_call: Callable[[Callable[[], int]], int] = lambda read: read()
-    role: Callable[[], str] = lambda: "web"
 
 
 class CallbackLayer:
@@ -97,7 +74,18 @@ class CallbackLayer:
             "breakers": Source("breakers", self._read_breakers, inline=True, stale_after=0.5),
             "process": Source("process", self._sampler.read, inline=True),
             "disk": Source("disk", self._read_disks, budget=budget),
-            "info": constant("info", targets.version),
+            "info": constant("info", targets.version or "unknown"),
+        }
+        has_engine = lambda: target(targets.engine) is not None  # noqa: E731
+        self._present: dict[str, Callable[[], bool]] = {  # source -> whether it has anything to read
+            "pool": has_engine, "database": has_engine, "job_queue": has_engine, "wanted": has_engine,
+            "cache": lambda: target(targets.cache) is not None,
+            "redis": lambda: bool(targets.redis_url),
+            "queue": lambda: target(targets.queue) is not None,
+            "breakers": lambda: target(targets.breakers) is not None,
+            "process": lambda: True,
+            "disk": lambda: bool(targets.disk_paths),
+            "info": lambda: True,
         }
         self._emitters: dict[str, tuple[str, Callable[[Any], Points]]] = {
             "sublarr_db_pool_size": ("pool", lambda r: [(r.size, {})]),
@@ -191,29 +179,20 @@ class CallbackLayer:
     def _configured(self, name: str) -> bool:
         """Sources without a target (no Redis URL, no queue) have no self-metrics either;
         shared state is read by the web role only (see SHARED_SOURCES)."""
-        t = self.targets
-        if name in SHARED_SOURCES and t.role() != "web":
+        if name in SHARED_SOURCES and self.targets.role() != "web":
             return False
-        if name in ("pool", "database", "job_queue", "wanted"):
-            return t.engine() is not None
-        if name in ("cache", "queue", "breakers"):
-            return getattr(t, name)() is not None
-        if name == "redis":
-            return bool(t.redis_url)
-        if name == "disk":
-            return bool(t.disk_paths)
-        return True
+        return self._present[name]()
 
     # reading ------------------------------------------------------------
     def _read_pool(self):
-        engine = self.targets.engine()
+        engine = target(self.targets.engine)
         if engine is None:
             return None
         from . import database as db_state  # SQLAlchemy only when there is an engine
         return db_state.read_pool(engine)
 
     def _read_database(self):
-        engine = self.targets.engine()
+        engine = target(self.targets.engine)
         if engine is None:
             return None
         from . import database as db_state
@@ -230,8 +209,8 @@ class CallbackLayer:
         read = self.targets.host_count(family)
         if read is not None:
             return self.targets.host_call(read)
-        engine = self.targets.engine()
-        sql = self.targets.count_queries.get(family)
+        engine = target(self.targets.engine)
+        sql = (self.targets.count_queries or DEFAULT_COUNT_QUERIES).get(family)
         if engine is None or not sql:
             raise LookupError(f"no count for {family}: neither the host's function nor a query")
         from . import database as db_state
@@ -246,13 +225,13 @@ class CallbackLayer:
         return probe
 
     def _read_disks(self):
-        reading = process_state.read_disks(self.targets.disk_paths)
+        reading = process_state.read_disks(self.targets.disk_paths or ())
         for problem in reading.errors:  # the other paths are still served
             self.sources["disk"].report(problem, error=True)
         return reading
 
     def _read_cache(self):
-        cache = self.targets.cache()
+        cache = target(self.targets.cache)
         return None if cache is None else cache_state.read_cache(cache)
 
     def _read_redis(self):
@@ -263,14 +242,14 @@ class CallbackLayer:
         return redis_state.read_redis(self._redis_client)
 
     def _read_queue(self):
-        job_queue = self.targets.queue()
+        job_queue = target(self.targets.queue)
         if job_queue is None:
             return None
         kind = self._queue_kinds.get(id(job_queue))
         if kind is None:
             kind = self._queue_kinds[id(job_queue)] = queue_state.describe_queue(job_queue)
         if kind.backend == "rq":
-            connection = self.targets.rq_connection() or self._rq_probe_connection()
+            connection = target(self.targets.rq_connection) or self._rq_probe_connection()
             return queue_state.read_rq(kind.rq_name, connection)
         return queue_state.read_memory_queue(job_queue)
 
@@ -282,7 +261,7 @@ class CallbackLayer:
         return self._redis_client
 
     def _read_breakers(self):
-        mapping = self.targets.breakers()
+        mapping = target(self.targets.breakers)
         if isinstance(mapping, Missing):
             raise LookupError(mapping.reason)
         if mapping is None:
