@@ -43,7 +43,3 @@ class BoundedValues:
                 return label.fallback or text
             self._known.add(text)
             return text
-
-    @property
-    def known(self) -> frozenset[str]:
-        return frozenset(self._known)

@@ -18,7 +18,6 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from harness.net import free_port
 from harness.servers import ServerError, ServerUnavailable, _Server

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import urllib.request
-from pathlib import Path
 
 from harness.prometheus_server import PrometheusAPI
 from harness.servers import ServerUnavailable, _Server

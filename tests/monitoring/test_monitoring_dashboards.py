@@ -6,7 +6,6 @@ import importlib
 import json
 import re
 import subprocess
-import sys
 import tomllib
 
 import pytest

@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from harness.support import sample_value, scrape, wait_for
-from telemetry import Settings, StateTargets, Telemetry, catalog
+from telemetry import Settings, StateTargets, Telemetry
 
 JOBS = {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}
 

@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.both_paths import enqueue_translations, run_web_and_worker
 from harness.support import REPO, free_port, scrape, venv_executable, wait_for
 from telemetry import catalog
-from telemetry.catalog import Kind
 
 PROCESS_LABELS = {"job", "instance"}
 

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask, jsonify, request
 
 from harness.support import catalog_label_problems, parse, sample_value, wait_for
-from telemetry import catalog, discovery
+from telemetry import discovery
 
 API_KEY = "s3cret-key"
 HEADERS = {"X-Api-Key": API_KEY}

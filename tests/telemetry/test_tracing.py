@@ -169,10 +169,6 @@ def test_off_by_default_installs_and_imports_nothing():
 
 
 # on: spans ---------------------------------------------------------------------
-def spans_by_name(exporter):
-    return {span.name: span for span in exporter.get_finished_spans()}
-
-
 def test_request_query_and_redis_spans_share_the_request_trace(tmp_path, redis_url):
     import redis
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import redis
 import requests
 

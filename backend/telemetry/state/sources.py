@@ -100,7 +100,7 @@ class Source(Generic[T]):
         if started_here:
             self._launch(done)
         if remaining <= 0 or not done.wait(remaining):
-            self._failed(f"no answer within {self.budget:g}s", timed_out=True)
+            self._failed(f"no answer within {self.budget:g}s")
         with self._lock:
             return self._usable(self._clock())
 
@@ -145,7 +145,7 @@ class Source(Generic[T]):
                     self._inflight = None
             done.set()
 
-    def _failed(self, message: str, timed_out: bool = False) -> None:
+    def _failed(self, message: str) -> None:
         with self._lock:
             health = self.health
             health.errors += 1
