@@ -13,14 +13,14 @@ through Redis, pool families through PostgreSQL.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 from harness.monitoring import committed_dashboards, metric_names, recording_rules
-from harness.support import REPO, free_port, wait_for
+from harness.panel_data import await_data, grafana_expr, must_move
+from harness.processes import Processes, answers_ok, refapp_env
+from harness.support import free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
-from test_monitoring_e2e import Processes, _healthy, await_data, grafana_expr, must_move
 
 APP_JOB, WORKER_JOB, CAPPED_JOB = "sublarr", "sublarr-worker", "sublarr-web-capped"
 PUSHING_JOBS = (APP_JOB, WORKER_JOB, CAPPED_JOB)
@@ -39,13 +39,9 @@ class OtlpStack:
         self.procs = Processes(tmp_path)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SUBLARR_"))}
-        self.env.update(
-            PYTHONPATH=str(REPO / "backend"), SUBLARR_DATABASE_URL=postgres_url, SUBLARR_REDIS_URL=redis_url,
-            SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0.1", SUBLARR_SIM_FAILURE_RATE="0.2",
-            SUBLARR_SIM_SEED="7", SUBLARR_HOST="127.0.0.1",
-            OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="1000",
-            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=metrics_endpoint)
+        self.env = refapp_env(tmp_path, postgres_url, redis_url,
+                              OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="1000",
+                              OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=metrics_endpoint)
         self.started = None
 
     def start(self) -> None:
@@ -59,7 +55,7 @@ class OtlpStack:
                                                            SUBLARR_METRICS_MAX_SERIES="10"))
         for name, port in ((APP_JOB, app_port), (CAPPED_JOB, capped_port)):
             try:
-                wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/api/v1/health"), timeout=40,
+                wait_for(lambda: answers_ok(f"http://127.0.0.1:{port}/api/v1/health"), timeout=40,
                          what=f"{name} to serve")
             except AssertionError:
                 self.procs.check_alive()

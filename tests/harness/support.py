@@ -62,6 +62,18 @@ def sample_value(text: str, name: str, labels: dict | None = None) -> float | No
     return None
 
 
+def samples(text: str, name: str, **match: str) -> list[tuple[dict, float]]:
+    """(labels, value) of every sample called ``name`` whose labels include ``match``."""
+    return [(dict(sample.labels), sample.value)
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in match.items())]
+
+
+def total(text: str, name: str, **match: str) -> float:
+    """The sum of the samples ``samples(text, name, **match)`` finds."""
+    return sum(value for _, value in samples(text, name, **match))
+
+
 def label_sets(text: str, sample_name: str) -> set[frozenset]:
     sets = set()
     for family in text_string_to_metric_families(text):

@@ -16,38 +16,24 @@ data too (it is absent until a family's first fold). Traffic comes from
 refapp.traffic over real HTTP.
 """
 import copy
-import math
-import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from harness.monitoring import PROMETHEUS_CONFIG, PROMETHEUS_DIR, committed_dashboards, load_yaml, recording_rules
-from harness.support import REPO, free_port, wait_for
+from harness.panel_data import await_data, grafana_expr, must_move
+from harness.processes import Processes, answers_ok, refapp_env
+from harness.support import free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 SCRAPE_INTERVAL = "1s"
-# What Grafana substitutes with "All" selected (allValue .*), the default
-# time range (now-1h) and $__rate_interval >= 4 scrape intervals.
-GRAFANA_BUILTINS = {"$__rate_interval": "15s", "$__range": "1h", "$instance": ".*", "$job": ".*"}
-MIN_TRAFFIC = 15.0  # seconds of traffic before the first evaluation: one whole $__rate_interval
 DEADLINE = 60.0  # seconds of traffic before a still-empty panel fails the test
-ZERO_IS_HEALTHY = {"State source errors"}  # panel titles whose rates are 0 on a healthy stack
 
 WORKER_JOB = "sublarr-worker"
 CAPPED_JOB = "sublarr-web-capped"
-
-
-def grafana_expr(expr: str) -> str:
-    for variable in sorted(GRAFANA_BUILTINS, key=len, reverse=True):
-        expr = expr.replace(variable, GRAFANA_BUILTINS[variable])
-    assert "$" not in expr, f"a template variable the test does not know: {expr}"
-    return expr
 
 
 def prometheus_config(app_target: str, collector_target: str) -> dict:
@@ -61,96 +47,13 @@ def prometheus_config(app_target: str, collector_target: str) -> dict:
     return config
 
 
-def no_data_problem(prometheus, expr: str, moving: bool = False) -> str | None:
-    """None when the query returns at least one number (a positive one if
-    ``moving``), else what it returned."""
-    result = prometheus.query(expr)
-    if not result:
-        return "no data"
-    values = [float(series["value"][1]) for series in result]
-    if all(math.isnan(v) for v in values):
-        return f"only NaN ({len(values)} series)"
-    if moving and not any(v > 0 for v in values):
-        return f"only zeros ({len(values)} series): the traffic did not move it"
-    return None
-
-
-def await_data(store, pending: dict, started: float, deadline: float, procs, worker: str) -> None:
-    """Evaluate ``pending`` ({where: (expr, must move)}) on ``store`` every 2 s, once
-    MIN_TRAFFIC seconds of traffic have passed, until all have data or ``deadline``
-    seconds of traffic are over; then fail naming each query still without data."""
-    time.sleep(max(0.0, MIN_TRAFFIC - (time.monotonic() - started)))
-    problems = {}
-    while pending and time.monotonic() - started < deadline:
-        procs.check_alive()
-        problems = {where: problem for where, (expr, moving) in pending.items()
-                    if (problem := no_data_problem(store, expr, moving))}
-        pending = {where: pending[where] for where in problems}
-        if pending:
-            time.sleep(2)
-    assert not pending, (f"queries without data after {deadline:.0f}s of traffic:\n"
-                         + "\n".join(f"  {where}: {problems[where]}\n    {pending[where][0]}"
-                                     for where in sorted(pending))
-                         + "\nworker log tail:\n" + procs.tail(worker, 1500))
-
-
-def must_move(title: str, expr: str) -> bool:
-    """Rates and increases must be positive under traffic, except where 0 is health."""
-    return ("rate(" in expr or "increase(" in expr) and title not in ZERO_IS_HEALTHY
-
-
-class Processes:
-    """Subprocesses of this test, each with its own log; stopped in reverse order."""
-
-    def __init__(self, log_dir):
-        self.log_dir = log_dir
-        self.procs = []
-
-    def start(self, name, args, env):
-        log = open(self.log_dir / f"{name}.log", "w")
-        proc = subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=self.log_dir)
-        self.procs.append((name, proc, log))
-        return proc
-
-    def check_alive(self):
-        for name, proc, _ in self.procs:
-            assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{self.tail(name)}"
-
-    def tail(self, name, chars=3000):
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-chars:]
-
-    def stop(self):
-        for name, proc, log in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            log.close()
-
-
-def _healthy(url):
-    import requests
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def test_every_panel_and_recording_rule_has_data(tmp_path, postgres_url, redis_url, fresh_otel_collector,
                                                  prometheus_factory):
     from refapp.traffic import TrafficGenerator
 
     collector = fresh_otel_collector
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SUBLARR_"))}
-    base_env.update(
-        PYTHONPATH=str(REPO / "backend"), SUBLARR_DATABASE_URL=postgres_url, SUBLARR_REDIS_URL=redis_url,
-        SUBLARR_DATA_DIR=str(tmp_path), SUBLARR_SIM_LATENCY_SCALE="0.1", SUBLARR_SIM_FAILURE_RATE="0.2",
-        SUBLARR_SIM_SEED="7", SUBLARR_HOST="127.0.0.1",
-        SUBLARR_METRICS_PATH="/metrics")  # beside the app's own /api/v1/metrics, as Sublarr's
+    base_env = refapp_env(tmp_path, postgres_url, redis_url,
+                          SUBLARR_METRICS_PATH="/metrics")  # beside the app's own /api/v1/metrics, as Sublarr's
     push = dict(OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="1000",
                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=collector.otlp_http_endpoint + "/v1/metrics")
     app_port, capped_port = free_port(), free_port()
@@ -167,7 +70,7 @@ def test_every_panel_and_recording_rule_has_data(tmp_path, postgres_url, redis_u
                                                     SUBLARR_METRICS_MAX_SERIES="10"))
         for name, port in (("app", app_port), ("capped", capped_port)):
             try:
-                wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/api/v1/health"), timeout=30,
+                wait_for(lambda: answers_ok(f"http://127.0.0.1:{port}/api/v1/health"), timeout=30,
                          what=f"{name} to serve")
             except AssertionError:
                 procs.check_alive()

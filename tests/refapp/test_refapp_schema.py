@@ -9,10 +9,10 @@ import os
 import subprocess
 import time
 
-import requests
 from sqlalchemy import inspect
 
 from refapp.models import Base, init_db, make_engine
+from harness.processes import answers_ok
 from harness.support import free_port, terminate, venv_executable, wait_for
 
 PROCESSES = 6
@@ -99,7 +99,7 @@ def test_gunicorn_workers_all_boot_on_a_fresh_sqlite_database(tmp_path):
         server = subprocess.Popen([str(gunicorn), "-w", "4", "-b", f"127.0.0.1:{port}", "refapp.wsgi:app"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         try:
-            wait_for(lambda: log.read_text().count("Booting worker") >= 4 and _serves(port),
+            wait_for(lambda: log.read_text().count("Booting worker") >= 4 and answers_ok(f"http://127.0.0.1:{port}/api/v1/health"),
                      timeout=60, interval=0.2, what="4 workers booted and serving")
             time.sleep(1)  # a worker that fails to boot takes the arbiter down within a moment
             assert server.poll() is None, log.read_text()
@@ -108,9 +108,3 @@ def test_gunicorn_workers_all_boot_on_a_fresh_sqlite_database(tmp_path):
         finally:
             terminate(server)
 
-
-def _serves(port):
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from harness.support import REPO, wait_for
-from test_otlp_collector import values
+from harness.support import REPO, samples, wait_for
 
 SCRIPTS = {
     "web": """
@@ -71,6 +70,6 @@ def test_exit_is_clean_and_flushes(role, fresh_otel_collector, redis_url, tmp_pa
 
     family, match = (("sublarr_http_requests_total", {"endpoint": "/api/v1/jobs"}) if role == "web"
                      else ("sublarr_jobs_total", {"function": "refapp.jobs.sleep_for"}))
-    text = wait_for(lambda: (lambda t: t if values(t, family, job=service, **match) else None)(
+    text = wait_for(lambda: (lambda t: t if samples(t, family, job=service, **match) else None)(
         fresh_otel_collector.scrape()), timeout=20, interval=0.5, what="the final flush at the collector")
-    assert [v for _, v in values(text, family, job=service, **match)] == [3]
+    assert [v for _, v in samples(text, family, job=service, **match)] == [3]

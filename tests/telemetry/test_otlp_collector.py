@@ -15,7 +15,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.both_paths import enqueue_translations, run_web_and_worker
-from harness.support import REPO, free_port, scrape, venv_executable, wait_for
+from harness.support import REPO, free_port, samples, scrape, total, venv_executable, wait_for
 from telemetry import catalog
 
 PROCESS_LABELS = {"job", "instance"}
@@ -46,20 +46,6 @@ def shapes(text):
     return out
 
 
-def values(text, name, **match):
-    """(labels, value) of every sample called ``name`` whose labels include ``match``."""
-    found = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in match.items()):
-                found.append((dict(sample.labels), sample.value))
-    return found
-
-
-def total(text, name, **match):
-    return sum(v for _, v in values(text, name, **match))
-
-
 def catalog_shape(family):
     les = frozenset({str(b) for b in family.buckets} | {"+Inf"}) if family.buckets else frozenset()
     return (family.kind.value, frozenset(family.label_keys), les)
@@ -88,7 +74,7 @@ def test_both_paths_give_the_same_families(otel_collector, redis_url, tmp_path, 
     assert {"sublarr_translation_total", "sublarr_jobs_total", "sublarr_redis_connected"} <= set(collector_shapes)
     assert contract - set(collector_shapes) <= {"sublarr_disk_usage_percent"}, contract - set(collector_shapes)
     # Process identity travels as job/instance, nothing else.
-    jobs_seen = {labels["job"] for labels, _ in values(via_collector, "sublarr_info")}
+    jobs_seen = {labels["job"] for labels, _ in samples(via_collector, "sublarr_info")}
     assert jobs_seen == {"sublarr-web", "sublarr-worker"}
     assert "otel_scope" not in via_collector
 
@@ -113,17 +99,17 @@ def test_rq_worker_jobs_arrive_exactly_once(otel_collector, redis_url, tmp_path,
 
     def arrived():
         text = otel_collector.scrape()
-        done = values(text, "sublarr_jobs_total", job=service, status="finished")
+        done = samples(text, "sublarr_jobs_total", job=service, status="finished")
         return text if done and sum(v for _, v in done) >= n else None
     text = wait_for(arrived, timeout=30, interval=0.5, what="the worker's job metrics")
     time.sleep(1.5)  # one more push interval: a double count would show now
     text = otel_collector.scrape()
-    finished = values(text, "sublarr_jobs_total", job=service, status="finished")
+    finished = samples(text, "sublarr_jobs_total", job=service, status="finished")
     assert [v for _, v in finished] == [n], finished
-    translations = values(text, "sublarr_translation_total", job=service)
+    translations = samples(text, "sublarr_translation_total", job=service)
     assert [v for _, v in translations] == [n], translations
-    assert len({labels["instance"] for labels, _ in values(text, "sublarr_info", job=service)}) == 1
-    durations = values(text, "sublarr_job_duration_seconds_count", job=service)
+    assert len({labels["instance"] for labels, _ in samples(text, "sublarr_info", job=service)}) == 1
+    durations = samples(text, "sublarr_job_duration_seconds_count", job=service)
     assert [v for _, v in durations] == [n]
 
 
@@ -165,7 +151,7 @@ def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path, preloa
         text = otel_collector.scrape()
         assert total(text, "sublarr_http_requests_total", job=service) == m
         # Each process that built a pipeline (the preloading master too) has its own service.instance.id.
-        instances = {labels["instance"] for labels, _ in values(text, "sublarr_info", job=service)}
+        instances = {labels["instance"] for labels, _ in samples(text, "sublarr_info", job=service)}
         assert len(instances) == (3 if preload else 2), f"one instance per process: {instances}"
         if given_id is not None:
             assert all(i.startswith(given_id + "-") for i in instances), instances
@@ -238,13 +224,13 @@ def test_hostile_label_values_never_stop_otlp_pushes(otel_collector, tmp_path, m
 
         def arrived():
             text = otel_collector.scrape()
-            searched = {labels["provider"] for labels, _ in values(text, "sublarr_provider_search_total",
+            searched = {labels["provider"] for labels, _ in samples(text, "sublarr_provider_search_total",
                                                                     job="sublarr-hostile")}
             return text if {"lone\ufffd", "fine"} <= searched else None
         text = wait_for(arrived, timeout=30, interval=0.5, what="the hostile labels at the collector")
-        assert values(text, "sublarr_provider_download_total", job="sublarr-hostile", provider="bytes\ufffd")
-        assert values(text, "sublarr_circuit_breaker_state", job="sublarr-hostile", provider="bad\ufffd")
-        rewritten = values(text, "sublarr_telemetry_label_values_sanitized_total", job="sublarr-hostile",
+        assert samples(text, "sublarr_provider_download_total", job="sublarr-hostile", provider="bytes\ufffd")
+        assert samples(text, "sublarr_circuit_breaker_state", job="sublarr-hostile", provider="bad\ufffd")
+        rewritten = samples(text, "sublarr_telemetry_label_values_sanitized_total", job="sublarr-hostile",
                            family="sublarr_provider_search_total")
         assert [v for _, v in rewritten] == [1]
     finally:

@@ -16,8 +16,7 @@ import time
 import redis
 import requests
 
-from harness.support import REPO, free_port, sample_value, wait_for
-from test_otlp_collector import values
+from harness.support import REPO, free_port, sample_value, samples, wait_for
 
 LONG_JOB_SECONDS = 2.5
 EXPORT_INTERVAL_MS = 500  # the long job lasts five intervals
@@ -56,14 +55,14 @@ def enqueue_long_job(redis_url, job_id):
 
 def assert_counted_once(text, **match):
     """One long translation job: each of its events, and its queries, exactly once."""
-    finished = values(text, "sublarr_jobs_total", function="refapp.jobs.long_translation", status="finished",
+    finished = samples(text, "sublarr_jobs_total", function="refapp.jobs.long_translation", status="finished",
                       **match)
     assert [v for _, v in finished] == [1], finished
-    assert [v for _, v in values(text, "sublarr_translation_total", status="success", **match)] == [1]
-    assert sum(v for _, v in values(text, "sublarr_provider_search_total", **match)) == PROVIDERS
+    assert [v for _, v in samples(text, "sublarr_translation_total", status="success", **match)] == [1]
+    assert sum(v for _, v in samples(text, "sublarr_provider_search_total", **match)) == PROVIDERS
     # translate_job commits "running", then the result: two UPDATEs and one INSERT.
-    assert [v for _, v in values(text, "sublarr_db_queries_total", operation="update", **match)] == [2]
-    assert [v for _, v in values(text, "sublarr_db_queries_total", operation="insert", **match)] == [1]
+    assert [v for _, v in samples(text, "sublarr_db_queries_total", operation="update", **match)] == [2]
+    assert [v for _, v in samples(text, "sublarr_db_queries_total", operation="insert", **match)] == [1]
 
 
 def test_prometheus_mode_worker_serves_its_own_metrics_and_counts_a_long_job_once(redis_url, tmp_path):
@@ -80,7 +79,7 @@ def test_prometheus_mode_worker_serves_its_own_metrics_and_counts_a_long_job_onc
 
         def job_done():
             text = _get(url)
-            return text if text and values(text, "sublarr_jobs_total", function="refapp.jobs.long_translation") \
+            return text if text and samples(text, "sublarr_jobs_total", function="refapp.jobs.long_translation") \
                 else None
         wait_for(job_done, timeout=60, interval=0.25, what="the long job to finish")
         time.sleep(2 * EXPORT_INTERVAL_MS / 1000)
@@ -90,12 +89,12 @@ def test_prometheus_mode_worker_serves_its_own_metrics_and_counts_a_long_job_onc
         worker.wait(20)
         log.close()
     assert_counted_once(text)
-    assert len(values(text, "sublarr_info")) == 1, "one pipeline in the worker process"
-    assert values(text, "sublarr_info")[0][0]["version"] == _refapp_version()
+    assert len(samples(text, "sublarr_info")) == 1, "one pipeline in the worker process"
+    assert samples(text, "sublarr_info")[0][0]["version"] == _refapp_version()
     for shared in ("sublarr_job_queue_size", "sublarr_wanted_queue_size", "sublarr_queue_size",
                    "sublarr_database_size_bytes", "sublarr_redis_connected"):
-        assert not values(text, shared), f"{shared}: shared state is the web role's"
-    assert values(text, "sublarr_memory_usage_bytes"), "per-process state stays"
+        assert not samples(text, shared), f"{shared}: shared state is the web role's"
+    assert samples(text, "sublarr_memory_usage_bytes"), "per-process state stays"
     output = (tmp_path / "worker.log").read_text()
     assert "Traceback" not in output, output[-3000:]
 
@@ -117,14 +116,14 @@ def test_otlp_mode_long_job_never_exports_from_the_work_horse(fresh_otel_collect
 
     def arrived():
         text = collector.scrape()
-        return text if values(text, "sublarr_jobs_total", job=service) else None
+        return text if samples(text, "sublarr_jobs_total", job=service) else None
     text = wait_for(arrived, timeout=30, interval=0.5, what="the worker's final push")
     assert_counted_once(text, job=service)
-    instances = {labels["instance"] for labels, _ in values(text, "sublarr_info", job=service)}
+    instances = {labels["instance"] for labels, _ in samples(text, "sublarr_info", job=service)}
     every_instance = set(re.findall(r'instance="([^"]+)"', text))
     assert len(instances) == 1 and every_instance == instances, \
         f"one process, one instance; a work-horse exported as its own: {every_instance}"
-    assert not values(text, "sublarr_job_queue_size", job=service)
+    assert not samples(text, "sublarr_job_queue_size", job=service)
 
 
 def test_web_and_worker_in_one_redis_report_shared_state_once(redis_url, tmp_path, monkeypatch):
