@@ -114,6 +114,13 @@ class PrometheusAPI:
             return [{"metric": {}, "value": data["result"]}]
         return data["result"]
 
+    def answer(self, expr: str, without: tuple[str, ...] = ("__name__", "job", "instance")) -> list[tuple[dict, float]]:
+        """The instant query's answer as (labels without ``without``, value), sorted by labels:
+        one list to compare whole with the series and values a test expects."""
+        rows = [({k: v for k, v in series["metric"].items() if k not in without}, float(series["value"][1]))
+                for series in self.query(expr)]
+        return sorted(rows, key=lambda row: sorted(row[0].items()))
+
     def label_values(self, label: str, match: str) -> list[str]:
         return self.api(f"label/{label}/values", **{"match[]": match})
 

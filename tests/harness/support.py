@@ -74,6 +74,22 @@ def total(text: str, name: str, **match: str) -> float:
     return sum(value for _, value in samples(text, name, **match))
 
 
+def disk_used_percent(path) -> float:
+    """What ``sublarr_disk_usage_percent`` should say for ``path`` now (compare with
+    ``pytest.approx(abs=1)``: other programs write to the same disk meanwhile)."""
+    usage = shutil.disk_usage(path)
+    return 100.0 * usage.used / usage.total
+
+
+def rss_bytes() -> int:
+    """This process's resident set size as the kernel reports it (``VmRSS``), for comparing
+    ``sublarr_memory_usage_bytes`` of an app embedded in the test process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
 def label_sets(text: str, sample_name: str) -> set[frozenset]:
     sets = set()
     for family in text_string_to_metric_families(text):

@@ -5,6 +5,7 @@ whatever signal dispositions pytest itself inherited; one of them starts the
 demo with both signals ignored, as a shell's ``&``, CI runners and some
 supervisors do.
 """
+import math
 import os
 import re
 import signal
@@ -14,7 +15,10 @@ import time
 import pytest
 import requests
 
-from harness.support import REPO, sample_value, wait_for
+from harness.support import REPO, parse, sample_value, wait_for
+from telemetry import catalog
+
+JOBS = {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}
 
 
 def start_demo(tmp_path, *args, ignore_signals=False):
@@ -58,15 +62,19 @@ def test_demo_command_serves_metrics_and_stops_cleanly(tmp_path):
     try:
         def served_traffic():
             text = requests.get(url, timeout=5).text
-            total = sum(v for v in [sample_value(text, "sublarr_http_requests_total",
-                                                 {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"})]
-                        if v)
-            return text if total >= 3 else None
+            return text if (sample_value(text, "sublarr_http_requests_total", JOBS) or 0) >= 3 else None
         text = wait_for(served_traffic, timeout=60, interval=0.5, what="generated traffic in /metrics")
-        assert "# TYPE sublarr_http_request_duration_seconds histogram" in text
-        assert sample_value(text, "sublarr_http_requests_in_progress") is not None
-        assert 'sublarr_db_backend_info{dialect="sqlite"} 1.0' in text
-        assert 'sublarr_queue_size{backend="memory"}' in text
+        families = parse(text)
+        duration = families["sublarr_http_request_duration_seconds"]
+        buckets = {float(labels["le"]): value for name, labels, value in duration
+                   if name.endswith("_bucket") and labels.items() >= JOBS.items()}
+        assert set(buckets) == {*catalog.family("sublarr_http_request_duration_seconds").buckets, math.inf}
+        assert buckets[math.inf] == sample_value(text, "sublarr_http_request_duration_seconds_count", JOBS) \
+            == sample_value(text, "sublarr_http_requests_total", JOBS)
+        assert [(name, labels) for name, labels, _ in families["sublarr_http_requests_in_progress"]] == [
+            ("sublarr_http_requests_in_progress", {})]
+        assert families["sublarr_db_backend_info"] == [("sublarr_db_backend_info", {"dialect": "sqlite"}, 1.0)]
+        assert [labels for _, labels, _ in families["sublarr_queue_size"]] == [{"backend": "memory"}]
 
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)

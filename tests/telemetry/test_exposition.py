@@ -1,8 +1,12 @@
 """The /metrics response: content types, negotiation, compression, events."""
 import gzip
 
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
 from harness.support import sample_value, scrape
 from telemetry import events
+
+JOB_1 = {"method": "GET", "endpoint": "/api/v1/jobs/<int:job_id>", "status": "200"}  # GET /api/v1/jobs/1
 
 
 def test_plain_text_content_type_and_one_type_block_per_family(http_app):
@@ -12,9 +16,10 @@ def test_plain_text_content_type_and_one_type_block_per_family(http_app):
     response = client.get("/metrics")
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = response.get_data(as_text=True)
-    types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
-    assert len(types) == len(set(types))
-    assert "sublarr_http_requests_total" in types
+    types = [line.split()[2:] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len({name for name, _ in types})
+    assert ["sublarr_http_requests_total", "counter"] in types
+    assert sample_value(text, "sublarr_http_requests_total", JOB_1) == 1
     assert "otel_scope" not in text and "target_info" not in text
 
 
@@ -26,7 +31,11 @@ def test_openmetrics_is_negotiated(http_app):
     assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     text = response.get_data(as_text=True)
     assert text.endswith("# EOF\n")
-    assert "# TYPE sublarr_http_requests counter" in text
+    families = {family.name: family for family in openmetrics_families(text)}  # the strict parser
+    requests = families["sublarr_http_requests"]
+    assert requests.type == "counter"
+    assert [(s.name, s.labels, s.value) for s in requests.samples if s.name.endswith("_total")] == [
+        ("sublarr_http_requests_total", JOB_1, 1.0)]
 
 
 def test_gzip_when_asked(http_app):
@@ -36,8 +45,7 @@ def test_gzip_when_asked(http_app):
     response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
     assert response.headers["Content-Encoding"] == "gzip"
     text = gzip.decompress(response.data).decode()
-    assert sample_value(text, "sublarr_http_requests_total",
-                        {"method": "GET", "endpoint": "/api/v1/jobs/<int:job_id>", "status": "200"}) == 1
+    assert sample_value(text, "sublarr_http_requests_total", JOB_1) == 1
 
 
 def test_events_reach_the_subtitle_families_with_bounded_labels(http_app):

@@ -5,11 +5,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from flask import Flask
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from harness.support import sample_value, scrape, wait_for
+from harness.support import rss_bytes, sample_value, scrape, wait_for
 from telemetry import Settings, StateTargets, Telemetry
 
 JOBS = {"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}
@@ -64,14 +66,16 @@ def test_postgres_restarted_mid_run(postgres_server, postgres_url, tmp_path):
         for _ in range(10):
             assert client.get("/api/v1/jobs").status_code == 200
             served += 1
-        assert sample_value(scrape(client), "sublarr_database_size_bytes") > 0
+        database = make_url(postgres_url).database
+        size = int(postgres_server.sql("SELECT pg_database_size(current_database())", database=database))
+        assert sample_value(scrape(client), "sublarr_database_size_bytes") == pytest.approx(size, rel=0.1)
         postgres_server.stop()
         force_fresh(app, "database")
         text, elapsed = timed_scrape(client)
         assert elapsed < 3, elapsed
         assert sample_value(text, "sublarr_http_requests_total", JOBS) == served
         assert sample_value(text, "sublarr_telemetry_source_up", {"source": "database"}) == 0
-        assert sample_value(text, "sublarr_memory_usage_bytes") > 0
+        assert sample_value(text, "sublarr_memory_usage_bytes") == pytest.approx(rss_bytes(), rel=0.25)
         postgres_server.start()
         for _ in range(10):  # pool_pre_ping replaces the dead connections
             assert client.get("/api/v1/jobs").status_code == 200
@@ -80,7 +84,8 @@ def test_postgres_restarted_mid_run(postgres_server, postgres_url, tmp_path):
         text = scrape(client)
         assert sample_value(text, "sublarr_http_requests_total", JOBS) == served
         assert sample_value(text, "sublarr_telemetry_source_up", {"source": "database"}) == 1
-        assert sample_value(text, "sublarr_database_size_bytes") > 0
+        size = int(postgres_server.sql("SELECT pg_database_size(current_database())", database=database))
+        assert sample_value(text, "sublarr_database_size_bytes") == pytest.approx(size, rel=0.1)
     finally:
         postgres_server.ensure_running()
         app.extensions["sublarr_telemetry"].shutdown()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from harness.support import require_binary, sample_value
+from harness.support import disk_used_percent, require_binary, sample_value
 from telemetry import Settings, StateTargets, Telemetry, events, sublarr_metrics
 from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
 
@@ -150,7 +150,7 @@ def hostile_app(tmp_path):
     telemetry.shutdown()
 
 
-def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app):
+def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app, tmp_path):
     app, telemetry, breakers, cache = hostile_app
     client = app.test_client()
     texts = [_check_exposition(client)]
@@ -181,7 +181,9 @@ def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app):
     _promtool_accepts(final)
     assert not telemetry.pipeline.callbacks.sources["disk"].health.last_error, "disk source failed as a whole"
     odd_mount = telemetry.settings.disk_paths[1]  # the directory whose name is not UTF-8
-    assert sample_value(final, "sublarr_disk_usage_percent", {"mount": clean_value(odd_mount)}) is not None
+    disks = {labels["mount"]: value for labels, value in _samples(final, "sublarr_disk_usage_percent")}
+    assert disks == {str(tmp_path): pytest.approx(disk_used_percent(tmp_path), abs=1),
+                     clean_value(odd_mount): pytest.approx(disk_used_percent(odd_mount), abs=1)}
     assert clean_value(odd_mount).endswith("media-\ufffd\ufffd")
     rewritten = {labels["family"]: value for labels, value in _samples(final, "sublarr_telemetry_label_values_"
                                                                               "sanitized_total")}
@@ -228,10 +230,12 @@ def test_real_prometheus_scrapes_hostile_labels_with_a_padded_token_file(tmp_pat
             count = prometheus.query('count_over_time(up{job="sublarr"}[1m])')
             return up and up[0]["value"][1] == "1" and count and float(count[0]["value"][1]) >= 2
         wait_for(scraped_twice, timeout=30, interval=0.5, what="two successful scrapes")
-        providers = set(prometheus.label_values("provider", "sublarr_provider_search_total"))
-        assert {"lone\ufffd", "ctl\x00\r\n"} <= providers, providers
-        assert "bytes\ufffd" in prometheus.label_values("provider", "sublarr_provider_download_total")
-        assert "bad\ufffd" in prometheus.label_values("provider", "sublarr_circuit_breaker_state")
+        searches = prometheus.answer("sublarr_provider_search_total")
+        assert searches == [({"provider": "ctl\x00\r\n", "status": "failed"}, 1.0),
+                            ({"provider": "lone\ufffd", "status": "success"}, 1.0)], searches
+        assert prometheus.answer("sublarr_provider_download_total") == [
+            ({"provider": "bytes\ufffd", "format": "srt"}, 1.0)]
+        assert prometheus.answer("sublarr_circuit_breaker_state") == [({"provider": "bad\ufffd"}, 1.0)]
         health = prometheus.active_targets()[0]
         assert health["health"] == "up" and not health["lastError"], health
     finally:

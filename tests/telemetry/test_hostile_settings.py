@@ -16,7 +16,7 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harness.support import REPO, sample_value, scrape
+from harness.support import REPO, disk_used_percent, parse, sample_value, scrape
 from telemetry import Settings, SettingsError, StateTargets, Telemetry, TelemetryConfigError
 from telemetry import variables
 from telemetry.settings import MIN_EXPORT_INTERVAL_MS
@@ -225,8 +225,9 @@ def test_one_bad_disk_path_hides_none_of_the_others(tmp_path, caplog):
     finally:
         telemetry.shutdown()
     for text in (first, second):
-        assert sample_value(text, "sublarr_disk_usage_percent", {"mount": str(tmp_path)}) is not None
-        assert sample_value(text, "sublarr_disk_usage_percent", {"mount": "/tmp"}) is not None
+        disks = {labels["mount"]: value for _, labels, value in parse(text)["sublarr_disk_usage_percent"]}
+        assert disks == {str(tmp_path): pytest.approx(disk_used_percent(tmp_path), abs=1),
+                         "/tmp": pytest.approx(disk_used_percent("/tmp"), abs=1)}
         assert sample_value(text, "sublarr_telemetry_source_up", {"source": "disk"}) == 1
     assert sample_value(second, "sublarr_telemetry_source_errors_total", {"source": "disk"}) == 2
     assert caplog.text.count("'/nonexistent'") == 1, caplog.text

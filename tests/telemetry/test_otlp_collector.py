@@ -228,8 +228,13 @@ def test_hostile_label_values_never_stop_otlp_pushes(otel_collector, tmp_path, m
                                                                     job="sublarr-hostile")}
             return text if {"lone\ufffd", "fine"} <= searched else None
         text = wait_for(arrived, timeout=30, interval=0.5, what="the hostile labels at the collector")
-        assert samples(text, "sublarr_provider_download_total", job="sublarr-hostile", provider="bytes\ufffd")
-        assert samples(text, "sublarr_circuit_breaker_state", job="sublarr-hostile", provider="bad\ufffd")
+        searched = {labels["provider"]: value for labels, value in samples(text, "sublarr_provider_search_total",
+                                                                           job="sublarr-hostile")}
+        assert searched == {"lone\ufffd": 1, "fine": 1}
+        downloads = samples(text, "sublarr_provider_download_total", job="sublarr-hostile")
+        assert [(labels["provider"], labels["format"], value) for labels, value in downloads] == [("bytes\ufffd", "srt", 1)]
+        breakers_out = samples(text, "sublarr_circuit_breaker_state", job="sublarr-hostile")
+        assert [(labels["provider"], value) for labels, value in breakers_out] == [("bad\ufffd", 1)]
         rewritten = samples(text, "sublarr_telemetry_label_values_sanitized_total", job="sublarr-hostile",
                            family="sublarr_provider_search_total")
         assert [v for _, v in rewritten] == [1]

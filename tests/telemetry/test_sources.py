@@ -3,7 +3,9 @@ import logging
 import threading
 import time
 
-from telemetry.state.sources import Source
+import pytest
+
+from telemetry.state.sources import Source, constant
 
 
 def test_a_hung_read_costs_one_budget_then_nothing(caplog):
@@ -49,6 +51,30 @@ def test_a_raising_read_is_isolated_and_logged_once_per_message(caplog):
     logged = [r.getMessage() for r in caplog.records if "'bad'" in r.getMessage()]
     assert len(logged) == 2 and "boom 1" in logged[0] and "boom 2" in logged[1]
     assert source.health.errors == 3
+
+
+def test_a_reading_is_never_withheld_before_it_is_due_for_a_refresh():
+    """stale_after below max_age would serve nothing between the two (a family blinking off)."""
+    now = [0.0]
+    source = Source("state", lambda: "open", inline=True, max_age=0.5, stale_after=0.5, clock=lambda: now[0])
+    served = []
+    for _ in range(20):
+        served.append(source.get())
+        now[0] += 0.1
+    assert served == ["open"] * 20
+    with pytest.raises(ValueError, match=r"source 'state': stale_after \(0.5s\) is below max_age \(1s\)"):
+        Source("state", lambda: "open", max_age=1.0, stale_after=0.5)
+
+
+def test_a_constant_is_served_for_ever():
+    """``sublarr_info`` comes from one: it must not go stale after the default five minutes."""
+    now = [0.0]
+    source = constant("info", "1.2.3", clock=lambda: now[0])
+    served = []
+    for hours in (0, 1, 100):
+        now[0] = hours * 3600.0
+        served.append(source.get())
+    assert served == ["1.2.3"] * 3
 
 
 def test_last_good_reading_is_served_until_stale():

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from harness.support import catalog_label_problems, parse, sample_value, scrape, wait_for
+from harness.support import catalog_label_problems, label_sets, parse, rss_bytes, sample_value, scrape, wait_for
 from telemetry import Settings, StateTargets, Telemetry, catalog
 
 NON_HTTP_GROUPS = ("database", "cache", "queue", "subtitles", "process")
@@ -78,7 +78,7 @@ def test_every_non_http_family_from_real_state(refapp, tmp_path):
             sample_value(text, "sublarr_db_queries_total", {"operation": operation})
     assert sample_value(text, "sublarr_db_pool_size") == 5
     assert sample_value(text, "sublarr_db_pool_checked_out") == 0
-    assert sample_value(text, "sublarr_db_pool_overflow") <= 0
+    assert sample_value(text, "sublarr_db_pool_overflow") == app.db_engine.pool.overflow()
     assert sample_value(text, "sublarr_db_backend_info", {"dialect": "sqlite"}) == 1
     db_file = app.db_engine.url.database
     expected_size = os.path.getsize(db_file) + (os.path.getsize(db_file + "-wal") if os.path.exists(db_file + "-wal") else 0)
@@ -87,7 +87,7 @@ def test_every_non_http_family_from_real_state(refapp, tmp_path):
     with app.db_engine.connect() as connection:
         pending = connection.execute(text_("SELECT count(*) FROM jobs WHERE status IN ('pending','queued')")).scalar()
         wanted = connection.execute(text_("SELECT count(*) FROM wanted_items WHERE status = 'wanted'")).scalar()
-    assert pending >= 3 and sample_value(text, "sublarr_job_queue_size") == pending
+    assert sample_value(text, "sublarr_job_queue_size") == pending == 3  # the 3 rows added as pending
     assert wanted >= 2 and sample_value(text, "sublarr_wanted_queue_size") == wanted
 
     stats = app.cache_backend.get_stats()
@@ -96,13 +96,12 @@ def test_every_non_http_family_from_real_state(refapp, tmp_path):
     assert sample_value(text, "sublarr_cache_misses_total", {"backend": "memory"}) == stats["misses"]
     assert sample_value(text, "sublarr_cache_size", {"backend": "memory"}) == stats["size"] > 0
 
-    failed = app.job_queue.count_failed()
-    assert failed >= 150
-    assert sample_value(text, "sublarr_queue_failed_jobs", {"backend": "memory"}) == failed
+    assert sample_value(text, "sublarr_queue_failed_jobs", {"backend": "memory"}) == app.job_queue.count_failed() == 150
     assert sample_value(text, "sublarr_queue_size", {"backend": "memory"}) == 0
     assert sample_value(text, "sublarr_queue_active_jobs", {"backend": "memory"}) == 0
 
-    assert sample_value(text, "sublarr_translation_total", {"status": "success", "format": "ass"}) > 0
+    assert sample_value(text, "sublarr_translation_total", {"status": "success", "format": "ass"}) == 8  # failure_rate 0
+    assert label_sets(text, "sublarr_translation_total") == {frozenset({("status", "success"), ("format", "ass")})}
     assert sample_value(text, "sublarr_provider_search_total", {"provider": "opensubtitles", "status": "success"}) == 2
     assert sample_value(text, "sublarr_provider_download_total", {"provider": "podnapisi", "format": "srt"}) == 1
     assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "subdl"}) == 1
@@ -234,7 +233,7 @@ def test_a_raising_source_loses_only_its_own_series(caplog, tmp_path):
     assert "sublarr_cache_hits_total" not in out and "sublarr_cache_size" not in out
     assert sample_value(out, "sublarr_db_backend_info", {"dialect": "sqlite"}) == 1
     assert sample_value(out, "sublarr_http_requests_total", {"method": "GET", "endpoint": "/hello", "status": "200"}) == 1
-    assert sample_value(out, "sublarr_memory_usage_bytes") > 0
+    assert sample_value(out, "sublarr_memory_usage_bytes") == pytest.approx(rss_bytes(), rel=0.25)
     assert sample_value(out, "sublarr_telemetry_source_up", {"source": "cache"}) == 0
     assert sample_value(out, "sublarr_telemetry_source_up", {"source": "database"}) == 1
     assert sample_value(out, "sublarr_telemetry_source_errors_total", {"source": "cache"}) == 3

@@ -71,7 +71,7 @@ class CallbackLayer:
             "cache": Source("cache", self._read_cache, budget=budget),
             "redis": Source("redis", self._read_redis, budget=budget, stale_after=2.0),
             "queue": Source("queue", self._read_queue, budget=budget),
-            "breakers": Source("breakers", self._read_breakers, inline=True, stale_after=0.5),
+            "breakers": Source("breakers", self._read_breakers, inline=True, max_age=0.5, stale_after=0.5),
             "process": Source("process", self._sampler.read, inline=True),
             "disk": Source("disk", self._read_disks, budget=budget),
             "info": constant("info", targets.version or "unknown"),

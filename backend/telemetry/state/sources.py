@@ -38,6 +38,9 @@ class Source(Generic[T]):
     def __init__(self, name: str, read: Callable[[], T], *, budget: float = 1.0,
                  max_age: float = 1.0, stale_after: float = 300.0, inline: bool = False,
                  clock: Callable[[], float] = time.monotonic, logger: logging.Logger = _log):
+        if stale_after < max_age:  # a reading too recent to refresh would already be withheld
+            raise ValueError(f"source {name!r}: stale_after ({stale_after:g}s) is below max_age ({max_age:g}s); "
+                             "its series would vanish between reads")
         self.name = name
         self._read = read
         self.budget = budget
@@ -182,6 +185,6 @@ class Source(Generic[T]):
             self._log.warning("telemetry source %r: %s (logged once)", self.name, message)
 
 
-def constant(name: str, value: Any) -> Source:
-    """A source whose reading never changes (static facts)."""
-    return Source(name, lambda: value, inline=True, max_age=float("inf"))
+def constant(name: str, value: Any, clock: Callable[[], float] = time.monotonic) -> Source:
+    """A source whose reading never changes (static facts): read once, served for ever."""
+    return Source(name, lambda: value, inline=True, max_age=float("inf"), stale_after=float("inf"), clock=clock)
