@@ -16,7 +16,7 @@ import pytest
 
 from harness.collector import VENDOR_CONFIG, OtelCollector
 from harness.otlp_stack import CAPPED_JOB, PUSHING_JOBS, OtlpStack, assert_every_panel_has_data
-from harness.support import CLI, missing
+from harness.support import CLI, missing, samples
 from telemetry import catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -103,7 +103,8 @@ def test_victoriametrics_through_the_vendor_overlay(tmp_path, postgres_url, redi
         for rule in alerting_rules():
             victoriametrics.query(rule["expr"])
         # The collector's own Prometheus path still has its job/instance from the untouched resource.
-        assert "sublarr_info{" in collector.scrape()
+        info = samples(collector.scrape(), "sublarr_info")
+        assert {labels["job"] for labels, _ in info} == set(PUSHING_JOBS), info
     finally:
         stack.stop()
         collector.close()

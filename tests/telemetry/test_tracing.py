@@ -379,7 +379,9 @@ def test_semconv_metrics_are_kept_only_when_asked_for_in_seconds(tmp_path):
         assert "http_server_active_requests" in families
         assert any(name.startswith("db_client_connections_usage") for name in families)
         assert not any(name.startswith("http_server_duration") for name in families), "no millisecond copy"
-        assert "sublarr_http_request_duration_seconds" in families  # the contract is untouched
+        contract = families["sublarr_http_request_duration_seconds"]  # untouched: the one request, once
+        assert [(s.labels, s.value) for s in contract.samples if s.name.endswith("_count")] == [
+            ({"method": "GET", "endpoint": "/api/v1/jobs", "status": "200"}, 1.0)]
     finally:
         close_refapp(app, telemetry)
 
