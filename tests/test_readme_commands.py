@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.net import answers_ok
 from harness.support import REPO, free_port, missing, terminate, wait_for
 
 DOCS = [REPO / "README.md", REPO / "monitoring" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -144,12 +145,12 @@ def test_readme_push_block_runs_as_written(redis_url, tmp_path):
     processes = []
     try:
         processes.append(_start(collector_line, env, tmp_path / "collector.log"))
-        wait_for(lambda: _get(f"http://127.0.0.1:{ports['health']}/"), timeout=60, interval=0.2,
+        wait_for(lambda: answers_ok(f"http://127.0.0.1:{ports['health']}/"), timeout=60, interval=0.2,
                  what="the collector's health check")
         for i, line in enumerate(servers):
             processes.append(_start(line, env, tmp_path / f"server{i}.log"))
         base = f"http://127.0.0.1:{web_port}/api/v1"
-        wait_for(lambda: _get(base + "/health"), timeout=60, interval=0.2, what="gunicorn to serve")
+        wait_for(lambda: answers_ok(base + "/health"), timeout=60, interval=0.2, what="gunicorn to serve")
         response = requests.post(base + "/jobs", json={"file_path": "/media/a.en.srt"}, timeout=10)
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
@@ -172,10 +173,3 @@ def test_readme_push_block_runs_as_written(redis_url, tmp_path):
     finally:
         for process in reversed(processes):
             terminate(process)
-
-
-def _get(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

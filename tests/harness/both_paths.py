@@ -49,23 +49,31 @@ def run_web_and_worker(monkeypatch, redis_url: str, tmp_path, push_env: dict[str
     return app, client
 
 
-def enqueue_translations(db_url: str, redis_url: str, n: int) -> None:
-    """``n`` pending translation rows in a fresh database at ``db_url``, one
-    ``run_translation`` job each on the app's RQ queue."""
+def enqueue_translations(engine, queue, n: int, fmt: str = "srt") -> None:
+    """``n`` pending translation rows (en -> de, in ``fmt``) in the refapp database
+    of ``engine``, one ``run_translation`` job each on the RQ ``queue``."""
     from refapp import jobs
-    from refapp.models import TranslationJob, init_db, make_engine
-    from rq import Queue
+    from refapp.models import TranslationJob
     from sqlalchemy.orm import Session
 
-    engine = make_engine(db_url)
-    init_db(engine)
     with Session(engine) as session:
-        rows = [TranslationJob(file_path=f"/m/{i}.srt", source_lang="en", target_lang="de", fmt="srt",
+        rows = [TranslationJob(file_path=f"/m/{i}.{fmt}", source_lang="en", target_lang="de", fmt=fmt,
                                status="pending") for i in range(n)]
         session.add_all(rows)
         session.commit()
         ids = [r.id for r in rows]
-    engine.dispose()
-    queue = Queue("sublarr", connection=redis.Redis.from_url(redis_url))
     for job_id in ids:
         queue.enqueue(jobs.run_translation, job_id)
+
+
+def enqueue_translations_at(db_url: str, redis_url: str, n: int) -> None:
+    """:func:`enqueue_translations` into a fresh database at ``db_url`` and the app's RQ queue."""
+    from refapp.models import init_db, make_engine
+    from rq import Queue
+
+    engine = make_engine(db_url)
+    init_db(engine)
+    try:
+        enqueue_translations(engine, Queue("sublarr", connection=redis.Redis.from_url(redis_url)), n)
+    finally:
+        engine.dispose()

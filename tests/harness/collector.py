@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 from harness.net import free_port
-from harness.servers import ServerError, ServerUnavailable, _Server
+from harness.servers import ServerError, _Server, built_path, configured_binary
 from harness.support import REPO
 
 CONFIG = REPO / "otel-collector" / "config.yaml"
@@ -31,20 +31,7 @@ BUILD_HINT = "run scripts/build-collector (needs Go and the Go module proxy)"
 
 def find_binary() -> str:
     """SUBLARR_OTELCOL, else the path scripts/build-collector built; never builds."""
-    configured = os.environ.get("SUBLARR_OTELCOL")
-    if configured:
-        if not os.access(configured, os.X_OK):
-            raise ServerUnavailable(f"SUBLARR_OTELCOL={configured} is not an executable")
-        return configured
-    try:
-        result = subprocess.run([str(BUILD_SCRIPT), "--print-path"], capture_output=True,
-                                text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ServerUnavailable(f"otelcol-sublarr: {BUILD_SCRIPT} failed ({exc}); {BUILD_HINT}")
-    path = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    if result.returncode != 0 or not path:
-        raise ServerUnavailable(f"otelcol-sublarr is not built (expected {path or '?'}); {BUILD_HINT}")
-    return path
+    return configured_binary("SUBLARR_OTELCOL") or built_path(BUILD_SCRIPT, "otelcol-sublarr")
 
 
 def config_args(extra_configs=()) -> list[str]:

@@ -1,8 +1,9 @@
-"""Ports and waiting, without pytest (the server classes use them too)."""
+"""Ports, waiting and "does it answer", without pytest (the server classes use them too)."""
 from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 
 
 def free_port() -> int:
@@ -22,3 +23,12 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
+    """``url`` answers 200 within ``timeout`` (False while it refuses, errs or times out)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, ValueError):  # HTTPError is an OSError
+        return False

@@ -18,7 +18,8 @@ import time
 
 from harness.monitoring import committed_dashboards, metric_names, recording_rules
 from harness.panel_data import await_data, grafana_expr, must_move
-from harness.processes import Processes, answers_ok, refapp_env
+from harness.net import answers_ok
+from harness.processes import Processes, refapp_env
 from harness.support import free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
 

@@ -6,17 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import requests
-
 from harness.support import REPO, terminate
-
-
-def answers_ok(url: str) -> bool:
-    """``url`` answers 200 within 2 s (False while it refuses or times out)."""
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def refapp_env(data_dir: Path, postgres_url: str, redis_url: str, **extra: str) -> dict[str, str]:

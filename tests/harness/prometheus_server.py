@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from harness.servers import ServerError, ServerUnavailable, _Server
+from harness.net import answers_ok
+from harness.servers import ServerError, ServerUnavailable, _Server, built_path, configured_binary
 from harness.support import REPO
 
 BUILD_SCRIPT = REPO / "scripts" / "build-prometheus"
@@ -30,23 +30,9 @@ PROMETHEUS3 = "prom3"
 LINES = (DEBIAN, PROMETHEUS3)
 
 
-def _configured(variable: str) -> str | None:
-    configured = os.environ.get(variable)
-    if configured and not os.access(configured, os.X_OK):
-        raise ServerUnavailable(f"{variable}={configured} is not an executable")
-    return configured or None
-
-
 def prometheus3_bin_dir() -> Path:
     """Where scripts/build-prometheus put prometheus and promtool; never builds."""
-    try:
-        result = subprocess.run([str(BUILD_SCRIPT), "--print-path"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ServerUnavailable(f"Prometheus 3: {BUILD_SCRIPT} failed ({exc})") from None
-    path = result.stdout.strip()
-    if result.returncode != 0 or not path:
-        raise ServerUnavailable(f"Prometheus 3 is not built (expected {path or '?'}); run scripts/build-prometheus")
-    return Path(path)
+    return Path(built_path(BUILD_SCRIPT, "Prometheus 3"))
 
 
 def find_prometheus(line: str = DEBIAN) -> str:
@@ -56,8 +42,8 @@ def find_prometheus(line: str = DEBIAN) -> str:
     SUBLARR_PROMETHEUS3, else the build of scripts/build-prometheus.
     """
     if line == PROMETHEUS3:
-        return _configured("SUBLARR_PROMETHEUS3") or str(prometheus3_bin_dir() / "prometheus")
-    configured = _configured("SUBLARR_PROMETHEUS")
+        return configured_binary("SUBLARR_PROMETHEUS3") or str(prometheus3_bin_dir() / "prometheus")
+    configured = configured_binary("SUBLARR_PROMETHEUS")
     if configured:
         return configured
     found = shutil.which("prometheus")
@@ -70,7 +56,7 @@ def find_promtool(line: str = DEBIAN) -> str:
     """promtool of ``line``: the one beside SUBLARR_PROMETHEUS3 or in the
     build directory for Prometheus 3, `promtool` on PATH for Debian's."""
     if line == PROMETHEUS3:
-        configured = _configured("SUBLARR_PROMETHEUS3")
+        configured = configured_binary("SUBLARR_PROMETHEUS3")
         directory = Path(configured).parent if configured else prometheus3_bin_dir()
         found = directory / "promtool"
         if not os.access(found, os.X_OK):
@@ -170,8 +156,4 @@ class PrometheusServer(PrometheusAPI, _Server):
                 "--storage.tsdb.retention.time=1h", "--log.level=info", *self.flags]
 
     def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                return response.status == 200
-        except (OSError, ValueError):
-            return False
+        return answers_ok(f"{self.url}/-/ready", timeout=1)

@@ -20,6 +20,14 @@ from harness.support import missing
 _db_numbers = itertools.count(1)
 
 
+def _found(find, *args) -> str:
+    """A binary's path from ``find(*args)``, or the missing installation reported."""
+    try:
+        return find(*args)
+    except ServerUnavailable as exc:
+        missing(str(exc))
+
+
 def _start(factory):
     """Build and start a server, or report the missing installation."""
     try:
@@ -72,10 +80,7 @@ def postgres_url(request, postgres_server):
 @pytest.fixture(scope="session")
 def otelcol_binary() -> str:
     """Path of the built otelcol-sublarr; never builds (scripts/build-collector does)."""
-    try:
-        return find_binary()
-    except ServerUnavailable as exc:
-        missing(str(exc))
+    return _found(find_binary)
 
 
 @pytest.fixture(scope="session")
@@ -111,30 +116,21 @@ def prometheus_line(request) -> str:
 def prometheus_binary(prometheus_line) -> str:
     """Path of the prometheus server binary of this line."""
     from harness.prometheus_server import find_prometheus
-    try:
-        return find_prometheus(prometheus_line)
-    except ServerUnavailable as exc:
-        missing(str(exc))
+    return _found(find_prometheus, prometheus_line)
 
 
 @pytest.fixture(scope="session")
 def promtool_binary(prometheus_line) -> str:
     """Path of the promtool of this line."""
     from harness.prometheus_server import find_promtool
-    try:
-        return find_promtool(prometheus_line)
-    except ServerUnavailable as exc:
-        missing(str(exc))
+    return _found(find_promtool, prometheus_line)
 
 
 @pytest.fixture(scope="session")
 def prometheus3_binary() -> str:
     """Prometheus 3 only: for what 2.x cannot do (OTLP receiver, native histograms)."""
     from harness.prometheus_server import PROMETHEUS3, find_prometheus
-    try:
-        return find_prometheus(PROMETHEUS3)
-    except ServerUnavailable as exc:
-        missing(str(exc))
+    return _found(find_prometheus, PROMETHEUS3)
 
 
 def _factory(binary):

@@ -41,6 +41,27 @@ class ServerError(RuntimeError):
     """The server is installed but did not start or stop as expected."""
 
 
+def configured_binary(variable: str) -> str | None:
+    """The executable the environment variable ``variable`` names, if set."""
+    configured = os.environ.get(variable)
+    if configured and not os.access(configured, os.X_OK):
+        raise ServerUnavailable(f"{variable}={configured} is not an executable")
+    return configured or None
+
+
+def built_path(script: Path, what: str) -> str:
+    """Where ``script --print-path`` says its build is; never builds (the tests only ask)."""
+    try:
+        result = subprocess.run([str(script), "--print-path"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServerUnavailable(f"{what}: {script} failed ({exc})") from None
+    lines = result.stdout.strip().splitlines()
+    path = lines[-1] if lines else ""
+    if result.returncode != 0 or not path:
+        raise ServerUnavailable(f"{what} is not built (expected {path or '?'}); run scripts/{script.name}")
+    return path
+
+
 def _load_prctl():
     try:
         return ctypes.CDLL(None, use_errno=True).prctl

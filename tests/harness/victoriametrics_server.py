@@ -6,29 +6,17 @@ where it would be. Queries go through its Prometheus-compatible API.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import urllib.request
-
+from harness.net import answers_ok
 from harness.prometheus_server import PrometheusAPI
-from harness.servers import ServerUnavailable, _Server
+from harness.servers import _Server, built_path, configured_binary
 from harness.support import REPO
 
 BUILD_SCRIPT = REPO / "scripts" / "build-victoriametrics"
 
 
 def find_victoriametrics() -> str:
-    configured = os.environ.get("SUBLARR_VICTORIAMETRICS")
-    if configured:
-        if not os.access(configured, os.X_OK):
-            raise ServerUnavailable(f"SUBLARR_VICTORIAMETRICS={configured} is not an executable")
-        return configured
-    result = subprocess.run([str(BUILD_SCRIPT), "--print-path"], capture_output=True, text=True, timeout=30)
-    path = result.stdout.strip()
-    if result.returncode != 0 or not path:
-        raise ServerUnavailable(f"victoria-metrics is not built (expected {path or '?'}); "
-                                "run scripts/build-victoriametrics")
-    return path
+    """SUBLARR_VICTORIAMETRICS, else the path scripts/build-victoriametrics built; never builds."""
+    return configured_binary("SUBLARR_VICTORIAMETRICS") or built_path(BUILD_SCRIPT, "victoria-metrics")
 
 
 class VictoriaMetricsServer(PrometheusAPI, _Server):
@@ -52,8 +40,4 @@ class VictoriaMetricsServer(PrometheusAPI, _Server):
                 "-search.latencyOffset=0s", "-search.disableCache", "-retentionPeriod=1d", *self.flags]
 
     def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-                return response.status == 200
-        except (OSError, ValueError):
-            return False
+        return answers_ok(f"{self.url}/health", timeout=1)

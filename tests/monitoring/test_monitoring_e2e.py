@@ -23,7 +23,8 @@ import pytest
 
 from harness.monitoring import PROMETHEUS_CONFIG, PROMETHEUS_DIR, committed_dashboards, load_yaml, recording_rules
 from harness.panel_data import await_data, grafana_expr, must_move
-from harness.processes import Processes, answers_ok, refapp_env
+from harness.net import answers_ok
+from harness.processes import Processes, refapp_env
 from harness.support import free_port, wait_for
 from telemetry.dashboard_json import panel_queries, variable_queries
 

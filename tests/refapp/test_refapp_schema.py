@@ -12,7 +12,7 @@ import time
 from sqlalchemy import inspect
 
 from refapp.models import Base, init_db, make_engine
-from harness.processes import answers_ok
+from harness.net import answers_ok
 from harness.support import free_port, terminate, venv_executable, wait_for
 
 PROCESSES = 6

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from harness.net import free_port
 from refapp.models import TranslationJob
 from refapp.traffic import MIX, Planner, TrafficGenerator
 
@@ -143,9 +143,7 @@ def test_stop_event_and_duration_end_the_run(server):
 
 
 def test_network_errors_are_counted_not_raised():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     stats = TrafficGenerator(f"http://127.0.0.1:{port}", rate=0, seed=1).run(requests=5)
     assert stats.total == stats.errors == 5
     assert stats.by_status == {}

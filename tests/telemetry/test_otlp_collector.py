@@ -5,7 +5,6 @@ gunicorn count exactly once; a collector outage never reaches the request
 path and data flows again afterwards.
 """
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,8 +13,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.both_paths import enqueue_translations, run_web_and_worker
-from harness.support import REPO, free_port, samples, scrape, total, venv_executable, wait_for
+from harness.net import answers_ok
+from harness.both_paths import enqueue_translations_at, run_web_and_worker
+from harness.support import REPO, free_port, samples, scrape, terminate, total, venv_executable, wait_for
 from telemetry import catalog
 
 PROCESS_LABELS = {"job", "instance"}
@@ -89,7 +89,7 @@ def test_rq_worker_jobs_arrive_exactly_once(otel_collector, redis_url, tmp_path,
     n = 12
     service = f"sublarr-worker-{'simple' if simple else 'forking'}"
     db_url = f"sqlite:///{tmp_path}/jobs.db"
-    enqueue_translations(db_url, redis_url, n)
+    enqueue_translations_at(db_url, redis_url, n)
     env = dict(os.environ, **otlp_env(otel_collector, OTEL_SERVICE_NAME=service),
                SUBLARR_DATABASE_URL=db_url, SUBLARR_REDIS_URL=redis_url, SUBLARR_DATA_DIR=str(tmp_path),
                SUBLARR_SIM_LATENCY_SCALE="0", SUBLARR_SIM_FAILURE_RATE="0",
@@ -135,7 +135,7 @@ def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path, preloa
                               stderr=open(tmp_path / "gunicorn.log", "w"))
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
+        wait_for(lambda: answers_ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
         m = 200
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(8) as pool:
@@ -156,20 +156,9 @@ def test_gunicorn_two_workers_give_exact_totals(otel_collector, tmp_path, preloa
         if given_id is not None:
             assert all(i.startswith(given_id + "-") for i in instances), instances
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        terminate(server, timeout=20)
     log = (tmp_path / "gunicorn.log").read_text()
     assert "Traceback" not in log, log[-3000:]
-
-
-def _ok(url):
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def test_collector_outage_never_reaches_requests(otel_collector, tmp_path, monkeypatch):

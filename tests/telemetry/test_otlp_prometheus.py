@@ -7,7 +7,6 @@ Bucket bounds are compared as numbers: Prometheus 3 stores scraped bounds as
 match `le` by value (tests/monitoring/test_le_spelling.py).
 """
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,8 +16,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.both_paths import enqueue_translations, run_web_and_worker
-from harness.support import REPO, free_port, scrape, wait_for
+from harness.net import answers_ok
+from harness.both_paths import enqueue_translations_at, run_web_and_worker
+from harness.support import REPO, free_port, scrape, terminate, wait_for
 from telemetry import catalog
 
 pytestmark = pytest.mark.timeout(240)
@@ -135,7 +135,7 @@ def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometh
 
     # RQ: n jobs, each run in a forked work-horse.
     n = 12
-    enqueue_translations(db_url, redis_url, n)
+    enqueue_translations_at(db_url, redis_url, n)
     worker = subprocess.run([sys.executable, "-m", "refapp.worker", "--burst"],
                             env=dict(env, **push_env(prometheus, OTEL_SERVICE_NAME="sublarr-worker")),
                             capture_output=True, text=True, timeout=180)
@@ -150,7 +150,7 @@ def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometh
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "w"))
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
+        wait_for(lambda: answers_ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda i: requests.get(f"{base}/api/v1/jobs", timeout=10).status_code,
                                      range(m)))
@@ -165,11 +165,7 @@ def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometh
         # Every request landed in the histogram too, and the dashboards' aggregation sees them.
         assert instant_sum(prometheus, 'sum(sublarr_http_request_duration_seconds_count{job="sublarr"})') == m
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        terminate(server, timeout=20)
     assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
 
     worker_job = '{job="sublarr-worker", status="finished"}'
@@ -177,10 +173,3 @@ def test_gunicorn_two_workers_and_a_forking_rq_worker_count_exactly(otlp_prometh
     assert instant_sum(prometheus, 'sum(sublarr_translation_total{job="sublarr-worker"})') == n
     assert instant_sum(prometheus, f"sum(sublarr_job_duration_seconds_count{worker_job})") == n
     assert len(prometheus.query('sublarr_info{job="sublarr-worker"}')) == 1, "one worker, one instance"
-
-
-def _ok(url):
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

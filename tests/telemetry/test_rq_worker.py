@@ -10,6 +10,7 @@ import redis
 from prometheus_client import generate_latest
 from rq import Queue
 
+from harness.both_paths import enqueue_translations
 from harness.support import label_sets, sample_value
 from telemetry import Settings
 from telemetry.rq_worker import SimpleWorker, Worker, WorkerTelemetry
@@ -33,18 +34,9 @@ def database(tmp_path, monkeypatch):
 
 
 def enqueue_jobs(engine, queue):
-    from sqlalchemy.orm import Session
-
     from refapp import jobs
-    from refapp.models import TranslationJob
-    with Session(engine) as session:
-        rows = [TranslationJob(file_path=f"/m/{i}.ass", source_lang="en", target_lang="de", fmt="ass",
-                               status="pending") for i in range(N_TRANSLATIONS)]
-        session.add_all(rows)
-        session.commit()
-        ids = [row.id for row in rows]
-    for job_id in ids:
-        queue.enqueue(jobs.run_translation, job_id)
+
+    enqueue_translations(engine, queue, N_TRANSLATIONS, fmt="ass")
     for _ in range(N_FAILING):
         queue.enqueue(jobs.always_fails)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.support import REPO, scrape, venv_executable, wait_for
+from harness.net import answers_ok
+from harness.support import REPO, scrape, terminate, venv_executable, wait_for
 from telemetry import Settings, SettingsError, StateTargets, Telemetry
 
 TRACE_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -659,7 +660,6 @@ def test_kept_semconv_metrics_reach_the_collector_in_seconds(debug_collector, tm
 def test_gunicorn_workers_trace_under_their_own_instance(debug_collector, tmp_path):
     """--preload forks after the app (and its tracer provider) exist: each worker's spans
     carry that worker's service.instance.id, the one its metrics carry."""
-    import signal
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
@@ -677,17 +677,13 @@ def test_gunicorn_workers_trace_under_their_own_instance(debug_collector, tmp_pa
                                "refapp.wsgi:app"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
+        wait_for(lambda: answers_ok(base + "/api/v1/health"), timeout=30, what="gunicorn to serve")
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda i: requests.get(f"{base}/api/v1/jobs/{i}", timeout=10).status_code,
                                      range(40)))
         assert set(statuses) == {404}  # no such jobs: still a routed request with a query
     finally:
-        server.send_signal(signal.SIGTERM)  # workers flush spans and push metrics on exit
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        terminate(server, timeout=30)  # workers flush spans and push metrics on exit
         log.close()
 
     def received():
@@ -709,15 +705,6 @@ def test_gunicorn_workers_trace_under_their_own_instance(debug_collector, tmp_pa
     assert spans_by_instance == {instance: int(n) for instance, n in served.items() if n}
     assert 1 <= len(spans_by_instance) <= 2
     assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
-
-
-def _ok(url):
-    import requests
-
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.mark.e2e
