@@ -171,6 +171,22 @@ def test_init_telemetry_takes_the_targets_one_by_one_as_objects_or_getters(tmp_p
     assert "sublarr_cache_hits" not in families  # the getter returned None: no cache, no series
 
 
+def test_breaker_state_is_in_every_scrape_between_reads():
+    """Scrapes closer together than the breakers' refresh still carry their state
+    (a reading withheld before it was due for a refresh once blanked every other second)."""
+    breakers = {"podnapisi": type("Breaker", (), {"state": "open"})()}
+    app, telemetry = bare_app(breakers=lambda: breakers)
+    client = app.test_client()
+    try:
+        states = []
+        for _ in range(15):  # 1.5 s: three refresh periods
+            states.append(sample_value(scrape(client), "sublarr_circuit_breaker_state", {"provider": "podnapisi"}))
+            time.sleep(0.1)
+    finally:
+        telemetry.shutdown()
+    assert states == [1] * 15
+
+
 def test_targets_are_given_once():
     from telemetry import init_telemetry
 
