@@ -133,7 +133,9 @@ def prometheus3_binary() -> str:
     return _found(find_prometheus, PROMETHEUS3)
 
 
-def _factory(binary):
+def _prometheus_starter(binary):
+    """Yields start(config, rule_files, flags) for Prometheus servers of ``binary``;
+    closes every server it started (process and temp dir) when resumed."""
     from harness.prometheus_server import PrometheusServer
     started = []
 
@@ -141,7 +143,9 @@ def _factory(binary):
         server = _start(lambda: PrometheusServer(binary, config, rule_files, flags))
         started.append(server)
         return server
-    return start, started
+    yield start
+    for server in started:
+        server.close()
 
 
 @pytest.fixture
@@ -150,19 +154,13 @@ def prometheus_factory(prometheus_binary):
 
     Every server started through it is closed (process and temp dir) after the test.
     """
-    start, started = _factory(prometheus_binary)
-    yield start
-    for server in started:
-        server.close()
+    yield from _prometheus_starter(prometheus_binary)
 
 
 @pytest.fixture
 def prometheus3_factory(prometheus3_binary):
     """As prometheus_factory, always Prometheus 3."""
-    start, started = _factory(prometheus3_binary)
-    yield start
-    for server in started:
-        server.close()
+    yield from _prometheus_starter(prometheus3_binary)
 
 
 @pytest.fixture
