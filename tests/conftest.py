@@ -18,5 +18,6 @@ for path in (CHECKOUT / "backend", CHECKOUT / "examples" / "refapp", CHECKOUT, C
         sys.path.insert(0, str(path))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# Real Redis/PostgreSQL fixtures: redis_server, redis_url, postgres_server, postgres_url.
-pytest_plugins = ["harness.server_fixtures"]
+# Real Redis/PostgreSQL fixtures: redis_server, redis_url, postgres_server, postgres_url;
+# debug_collector: a collector logging every span and point (harness.tracing).
+pytest_plugins = ["harness.server_fixtures", "harness.tracing"]

@@ -32,3 +32,12 @@ def answers_ok(url: str, timeout: float = 2.0) -> bool:
             return response.status == 200
     except (OSError, ValueError):  # HTTPError is an OSError
         return False
+
+
+def get_text(url: str, timeout: float = 5.0) -> str | None:
+    """``url``'s body when it answers 200, else None (refused, erring or timing out)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode("utf-8", "replace") if response.status == 200 else None
+    except (OSError, ValueError):
+        return None

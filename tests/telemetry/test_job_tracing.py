@@ -24,8 +24,8 @@ from rq import Queue
 from harness.support import REPO, free_port, sample_value, wait_for
 from telemetry import Settings
 from telemetry.rq_worker import SimpleWorker, TracedQueue, Worker, WorkerTelemetry
-from test_tracing import debug_collector  # noqa: F401 - the fixture: a collector logging every span
-from test_worker_topology import _get
+from harness.tracing import close_refapp, collector_env, collector_log, make_refapp, parse_debug_log
+from harness.net import get_text
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 OK = {"queue": "sublarr", "function": "refapp.jobs.sleep_for", "status": "finished"}
@@ -270,7 +270,6 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
     SUBLARR_METRICS_LISTEN and pushes them over OTLP; Prometheus (exemplar storage on) scrapes
     OpenMetrics from it and stores job exemplars whose ids are those of job spans the collector
     received, as are those of the pushed job histogram."""
-    from test_tracing import close_refapp, collector_env, collector_log, make_refapp, parse_debug_log
 
     n_jobs, worker_service = 3, "sublarr-worker-traced"
     for key, value in collector_env(debug_collector, OTEL_SERVICE_NAME="sublarr-web-traced",
@@ -287,7 +286,7 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
     worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log)
     started = time.time() - 5
     try:
-        wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics"), timeout=30, what="the worker's metrics listener")
+        wait_for(lambda: get_text(f"http://127.0.0.1:{port}/metrics"), timeout=30, what="the worker's metrics listener")
         prometheus = prometheus_factory(
             {"global": {"scrape_interval": "1s"},
              "scrape_configs": [{"job_name": "sublarr-worker", "static_configs": [
@@ -306,7 +305,7 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
             exemplars = [dict(e, series=series["seriesLabels"]) for series in found for e in series["exemplars"]]
             return exemplars if len(exemplars) >= 2 else None
         exemplars = wait_for(stored, timeout=60, what="job exemplars in Prometheus")
-        metrics_text = _get(f"http://127.0.0.1:{port}/metrics")
+        metrics_text = get_text(f"http://127.0.0.1:{port}/metrics")
     finally:
         worker.send_signal(signal.SIGTERM)  # the worker flushes its spans on exit
         try:

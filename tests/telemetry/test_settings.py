@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, request
 
 from harness.support import REPO, sample_value, scrape
-from telemetry import Settings, SettingsError, Telemetry, TelemetryConfigError, TelemetryWarning, init_telemetry
+from telemetry import Settings, SettingsError, Telemetry, TelemetryWarning, init_telemetry
 from telemetry import parsers, variables
 
 

@@ -14,9 +14,9 @@ import sys
 import time
 
 import redis
-import requests
 
 from harness.support import REPO, free_port, sample_value, samples, wait_for
+from harness.net import get_text
 
 LONG_JOB_SECONDS = 2.5
 EXPORT_INTERVAL_MS = 500  # the long job lasts five intervals
@@ -74,16 +74,16 @@ def test_prometheus_mode_worker_serves_its_own_metrics_and_counts_a_long_job_onc
     worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        wait_for(lambda: _get(url), timeout=30, what="the worker's metrics listener")
+        wait_for(lambda: get_text(url), timeout=30, what="the worker's metrics listener")
         enqueue_long_job(redis_url, job_id)
 
         def job_done():
-            text = _get(url)
+            text = get_text(url)
             return text if text and samples(text, "sublarr_jobs_total", function="refapp.jobs.long_translation") \
                 else None
         wait_for(job_done, timeout=60, interval=0.25, what="the long job to finish")
         time.sleep(2 * EXPORT_INTERVAL_MS / 1000)
-        text = _get(url)
+        text = get_text(url)
     finally:
         worker.terminate()
         worker.wait(20)
@@ -164,11 +164,3 @@ def _scrape(app):
 def _refapp_version():
     from refapp import __version__
     return __version__
-
-
-def _get(url):
-    try:
-        response = requests.get(url, timeout=5)
-    except requests.RequestException:
-        return None
-    return response.text if response.status_code == 200 else None
