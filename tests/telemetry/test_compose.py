@@ -1,4 +1,5 @@
 """compose.yaml, compose.direct.yaml and compose.otlp.yaml: valid, pinned, wired to the monitoring files."""
+import json
 import os
 import re
 import shutil
@@ -93,14 +94,19 @@ def test_direct_prometheus_config_is_valid(promtool_binary):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", COMPOSE_FILES)
-def test_a_real_compose_implementation_accepts_the_file(name, tmp_path):
+def compose_binary() -> str:
     binary = os.environ.get("SUBLARR_DOCKER_COMPOSE") or shutil.which("docker-compose")
     cached = subprocess.run([str(REPO / "scripts" / "build-compose"), "--print-path"], capture_output=True, text=True)
     if not binary and cached.returncode == 0:
         binary = cached.stdout.strip()
     if not binary:
         missing("docker compose is not built (scripts/build-compose)")
+    return binary
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_a_real_compose_implementation_accepts_the_file(name, tmp_path):
+    binary = compose_binary()
     env = dict(os.environ, DOCKER_CONFIG=str(tmp_path))
     result = subprocess.run([binary, "-f", str(REPO / name), "config", "--quiet"], cwd=REPO,
                             capture_output=True, text=True, timeout=120, env=env)
@@ -124,3 +130,18 @@ def test_collector_binds_loopback_unless_compose_opens_it():
     environment = load("compose.yaml")["services"]["collector"]["environment"]
     for name in listeners:
         assert str(environment.get(name, "")).startswith("0.0.0.0"), f"compose.yaml leaves {name} on loopback"
+
+
+@pytest.mark.parametrize("published, expected", [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_the_collector_is_published_on_loopback_unless_opened(published, expected, tmp_path):
+    """Unauthenticated OTLP receivers reach the host's loopback only, unless OTLP_PUBLISH_ADDRESS opens them."""
+    env = {key: value for key, value in os.environ.items() if key != "OTLP_PUBLISH_ADDRESS"}
+    env["DOCKER_CONFIG"] = str(tmp_path)
+    if published:
+        env["OTLP_PUBLISH_ADDRESS"] = published
+    result = subprocess.run([compose_binary(), "-f", str(REPO / "compose.yaml"), "config", "--format", "json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    ports = json.loads(result.stdout)["services"]["collector"]["ports"]
+    assert sorted((p["host_ip"], p["published"], p["target"]) for p in ports) == [
+        (expected, "4317", 4317), (expected, "4318", 4318)]
