@@ -45,3 +45,15 @@ def test_license_is_an_spdx_expression_so_setuptools_does_not_warn():
     assert re.fullmatch(r"[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*", project["project"]["license"])
     requires = " ".join(project["build-system"]["requires"])
     assert re.search(r"setuptools>=(\d+)", requires) and int(re.search(r"setuptools>=(\d+)", requires)[1]) >= 77
+
+
+@pytest.mark.parametrize("script", ["build-collector", "build-compose", "build-prometheus", "build-victoriametrics"])
+def test_every_go_build_waits_for_a_running_one_and_then_reuses_its_binary(script):
+    """Parallel test runs share the cache: a second build must take the lock, then look again."""
+    text = (REPO / "scripts" / script).read_text()
+    lock = re.search(r"^\s*flock 9$", text, flags=re.M)
+    assert lock, f"scripts/{script} takes no lock before building"
+    after = text[lock.end():].split("\n")
+    look_again = r'\s*if (\[ -x "\$\w+" \]|built); then echo "\$\w+"; exit 0; fi'
+    assert any(re.match(look_again, line) for line in after[:3]), (
+        f"scripts/{script} does not look for the binary again once it holds the lock")
