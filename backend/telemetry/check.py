@@ -1,8 +1,9 @@
 """``sublarr-telemetry check --prometheus URL``: is the telemetry arriving?
 
 Asks a live Prometheus which ``sublarr_*`` families it has and whether every
-dashboard panel's query returns data, and prints a table with a reason for
-each miss. Families that only exist in some set-ups are expected only when
+dashboard panel's query returns data (now, or earlier in the dashboard's time
+range, as Grafana would draw it), and prints a table with a reason for each
+miss. Families that only exist in some set-ups are expected only when
 the app says that set-up is in use (for example the Redis families once
 ``sublarr_telemetry_source_up{source="redis"}`` exists); families that need an
 RQ worker pushing, or a cap being reached, are reported but never fail.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,6 +40,8 @@ NEEDS_SOURCE = {  # family group or name -> the source whose presence makes it e
     "sublarr_job_queue_size": "job_queue", "sublarr_wanted_queue_size": "wanted",
     "sublarr_db_pool_size": "pool", "sublarr_db_pool_checked_out": "pool", "sublarr_db_pool_overflow": "pool",
 }
+TIME_RANGE, TIME_RANGE_SECONDS = "1h", 3600.0
+"""The dashboard time range check assumes: ``$__range``, and how far back a panel's data counts."""
 _METRIC = re.compile(r"(?<![\w:])(sublarr_[a-z0-9_]+)")
 _SCRAPE_ONLY = re.compile(r"(?<![\w:])up\{")
 
@@ -71,12 +75,23 @@ def families_in(expr: str) -> set[str]:
 
 
 class PrometheusClient:
-    def __init__(self, base_url: str, timeout: float = 10.0):
+    def __init__(self, base_url: str, timeout: float = 10.0, clock=time.time):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._clock = clock
 
     def query(self, expr: str) -> list[dict]:
-        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        """Instant query at the server's now."""
+        return self._get("query", expr, {"query": expr})
+
+    def query_range(self, expr: str, seconds: float, step: str) -> list[dict]:
+        """Range query over the last ``seconds``, one point per ``step`` (a duration such as ``15s``)."""
+        end = self._clock()
+        return self._get("query_range", expr, {"query": expr, "start": f"{end - seconds:.3f}",
+                                               "end": f"{end:.3f}", "step": step})
+
+    def _get(self, endpoint: str, expr: str, params: dict) -> list[dict]:
+        url = f"{self.base_url}/api/v1/{endpoint}?" + urllib.parse.urlencode(params)
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 body = json.load(response)
@@ -90,7 +105,7 @@ class PrometheusClient:
         return body["data"]["result"]
 
 
-def substitute(expr: str, job: str, instance: str, rate_interval: str, time_range: str = "1h") -> str:
+def substitute(expr: str, job: str, instance: str, rate_interval: str, time_range: str = TIME_RANGE) -> str:
     """Template variables replaced the way Grafana would for the given selection."""
     out = expr.replace("$__rate_interval", rate_interval).replace("${__rate_interval}", rate_interval)
     out = out.replace("$__range", time_range).replace("${__range}", time_range)
@@ -157,14 +172,23 @@ def check_panels(client: PrometheusClient, job: str, instance: str, rate_interva
             if waiting:
                 findings.append(Finding("panel", name, False, True, waiting, pending=True))
                 continue
+            query = substitute(expr, job, instance, rate_interval)
             try:
-                result = client.query(substitute(expr, job, instance, rate_interval))
+                result = client.query(query)
+                # Empty now is not yet "no data": a quantile or ratio over a window without
+                # observations is NaN, which Prometheus returns and VictoriaMetrics drops.
+                # Grafana draws the whole time range, so earlier points count as data.
+                earlier = [] if result else client.query_range(query, TIME_RANGE_SECONDS, rate_interval)
             except PrometheusError as exc:
                 findings.append(Finding("panel", name, False, True, str(exc)))
                 continue
             needed = families_in(expr)
             if result:
                 findings.append(Finding("panel", name, True, True, "data"))
+            elif earlier:
+                findings.append(Finding("panel", name, True, True,
+                                        f"data in the last {TIME_RANGE}, no value now (no observation in the "
+                                        f"last {rate_interval}?)"))
             elif not needed and not scraped and _SCRAPE_ONLY.search(expr):
                 findings.append(Finding("panel", name, False, False,
                                         "no data (no scrape targets: the processes push, e.g. over OTLP)"))

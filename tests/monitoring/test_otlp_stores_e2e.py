@@ -16,7 +16,7 @@ import pytest
 
 from harness.collector import VENDOR_CONFIG, OtelCollector
 from harness.otlp_stack import CAPPED_JOB, PUSHING_JOBS, OtlpStack, assert_every_panel_has_data
-from harness.support import CLI, missing, samples
+from harness.support import CLI, samples
 from telemetry import catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -69,22 +69,6 @@ def test_otlp_straight_into_prometheus_3(tmp_path, postgres_url, redis_url, otlp
             assert prometheus.query(record), f"recording rule {record} produced nothing"
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def victoriametrics():
-    from harness.servers import ServerUnavailable
-    from harness.victoriametrics_server import VictoriaMetricsServer
-    try:
-        # VictoriaMetrics makes the instrumentation scope labels unless told
-        # not to (otel-collector/vendor.yaml says why the collector cannot).
-        server = VictoriaMetricsServer(flags=["-opentelemetry.promoteScopeMetadata=false"])
-    except ServerUnavailable as exc:
-        missing(str(exc))
-    try:
-        yield server.start()
-    finally:
-        server.close()
 
 
 def test_victoriametrics_through_the_vendor_overlay(tmp_path, postgres_url, redis_url, otelcol_binary,

@@ -100,3 +100,51 @@ def test_check_before_any_data_says_no_data_yet_not_unconfigured(prometheus_fact
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout
     assert "no scrape target with job=~'no-such-job'" in result.stdout, result.stdout
+
+
+def _import_samples(store, lines):
+    """Write samples (text exposition lines with millisecond timestamps) into VictoriaMetrics."""
+    import urllib.request
+    request = urllib.request.Request(f"{store.url}/api/v1/import/prometheus", data="\n".join(lines).encode(),
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+
+
+def test_a_panel_with_data_earlier_in_the_range_is_data_on_victoriametrics(victoriametrics):
+    """A job-latency quantile over a window without jobs is NaN: Prometheus returns it,
+    VictoriaMetrics drops it. check judges both alike, from the dashboard's time range."""
+    from telemetry.check import PrometheusClient, check_panels
+
+    now_ms = int(time.time() * 1000)
+    series = 'sublarr_job_duration_seconds_bucket{job="worker",instance="w1",function="f",le="%s"}'
+    lines = []
+    for step in range(80):  # every 15 s for the last 20 minutes; no job in the last 10
+        at = now_ms - (80 - step) * 15_000
+        done = min(step, 40)
+        lines += [f"{series % '0.1'} {done} {at}", f"{series % '+Inf'} {2 * done} {at}"]
+    for step in range(60):  # translations two to three hours ago: outside the range
+        at = now_ms - 3 * 3_600_000 + step * 60_000
+        lines.append(f'sublarr_translation_total{{job="worker",instance="w1",status="success"}} {step} {at}')
+    _import_samples(victoriametrics, lines)
+    wait_for(lambda: victoriametrics.query("count(count_over_time(sublarr_translation_total[4h]))")
+             and victoriametrics.query("count(sublarr_job_duration_seconds_bucket)"),
+             timeout=30, what="VictoriaMetrics to make the imported samples searchable")
+
+    quantile = ('histogram_quantile(0.95, sum by (le, function) (rate(sublarr_job_duration_seconds_bucket'
+                '{job=~"$job", instance=~"$instance"}[$__rate_interval])))')
+    dashboard = {"panels": [
+        {"title": "Job duration", "targets": [{"refId": "A", "expr": quantile}]},
+        {"title": "Translations", "targets": [{"refId": "A", "expr": 'sum(rate(sublarr_translation_total'
+                                                                     '{job=~"$job"}[$__rate_interval]))'}]},
+        {"title": "Job outcomes", "targets": [{"refId": "A", "expr": 'sum(rate(sublarr_jobs_total'
+                                                                     '{job=~"$job"}[$__rate_interval]))'}]},
+    ]}
+    client = PrometheusClient(victoriametrics.url)
+    assert client.query(quantile.replace("$job", ".*").replace("$instance", ".*")
+                        .replace("$__rate_interval", "1m")) == []  # the NaN is dropped, not returned
+    findings = {f.name: f for f in check_panels(client, ".*", ".*", "1m", [], {"d": dashboard})}
+    assert findings["d / Job duration [A]"].ok, findings["d / Job duration [A]"]
+    assert "no value now" in findings["d / Job duration [A]"].reason
+    for name in ("d / Translations [A]", "d / Job outcomes [A]"):  # nothing in the last hour stays missing
+        assert not findings[name].ok and findings[name].required, findings[name]
