@@ -181,11 +181,11 @@ def _rotated(items: Sequence[str], round_no: int) -> list[str]:
 _METHODS = catalog.HTTP_METHODS
 _OTHER_METHOD = catalog.OTHER_METHOD
 
-def _flask_route() -> str:
+def _flask_route(environ: dict) -> str:
     # The baseline gets the same route lookup as ours: the comparison is
     # about how the series are recorded, not about reading the route.
-    from telemetry.http_metrics import current_route
-    return current_route()
+    from telemetry.http_metrics import route_of
+    return route_of(environ)
 
 
 class PromHttpMetrics:
@@ -234,7 +234,7 @@ class PromHttpMiddleware:
         def recording_start_response(status, headers, exc_info=None):
             if not seen:
                 seen.append(status[:3])
-                seen.append(_flask_route())
+                seen.append(_flask_route(environ))
             return start_response(status, headers, exc_info)
 
         method = environ.get("REQUEST_METHOD", "")
@@ -589,13 +589,18 @@ def run_http(budget: Budget, log: Callable[[str], None] = lambda s: None) -> dic
                 log(f"  http: round {round_no + 1}/{budget.http_rounds}")
         counted = {v: apps[v].requests_counted() for v in ("ours", "prom")}
         expected = {v: (float(served_count[v]),) * 2 for v in ("ours", "prom")}
+        tracing_on = apps["ours"].telemetry.tracer_provider is not None
     finally:
         for bench in apps.values():
             bench.close()
 
     results: dict[str, Any] = {
         "batch": batch, "threads": budget.http_threads, "modes": {}, "render_bytes": render_bytes,
-        "checks": {"requests_counted": counted, "requests_served": expected, "ok": counted == expected}}
+        "checks": {"requests_counted": counted, "requests_served": expected, "ok": counted == expected},
+        # Tracing off, as measured: no tracer provider, and (read after every section, in run())
+        # no instrumentation module imported, so the request path is the one an install
+        # without the tracing packages runs.
+        "tracing_on": tracing_on}
     for mode in modes:
         results["modes"][mode] = {
             clock: _overheads(samples[mode][clock], batch) for clock in CLOCKS}
@@ -1351,6 +1356,7 @@ def run(budget: Budget, *, server: bool = True, load_generator: str = "auto",
             began = time.monotonic()
             results[key] = section()
             results["section_seconds"][key] = round(time.monotonic() - began, 1)
+    results["instrumentation_modules"] = sorted(m for m in sys.modules if m.startswith("opentelemetry.instrumentation"))
     results["elapsed_seconds"] = time.monotonic() - started
     results["headlines"] = headlines(results)
     return results
@@ -1399,6 +1405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{budget.http_rounds} interleaved rounds. DB: {results['db']['batch']} statements per round, "
           f"{budget.db_rounds} rounds. Overheads: median over rounds of (variant - bare in the same round), "
           f"process CPU time.")
+    tracing_off = not results["http"]["tracing_on"] and not results["instrumentation_modules"]
+    print("Tracing: " + ("off, and no opentelemetry.instrumentation module was imported: the request path "
+                         "measured is the one without the tracing packages installed." if tracing_off else
+                         f"NOT off (tracer provider: {results['http']['tracing_on']}, instrumentation modules "
+                         f"imported: {results['instrumentation_modules']})."))
     if "server" in results:
         s = results["server"]
         print(f"Server: {s['load_generator']}, {s['connections']} connections, {budget.server_rounds} rounds x "

@@ -34,6 +34,7 @@ def test_in_process_sections_run_and_count_what_they_drive():
 
     http = results["http"]
     assert http["checks"]["ok"], http["checks"]
+    assert http["tracing_on"] is False  # the HTTP ratio is the one with tracing off
     assert set(http["modes"]) == {"1 thread", "4 threads"}
     for mode in http["modes"].values():
         for clock in ("cpu", "wall"):

@@ -181,3 +181,71 @@ def test_buffer_is_bounded_without_scrapes():
     text = scrape(client)
     assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 500
     telemetry.shutdown()
+
+
+def test_route_labels_over_a_real_server():
+    """Matched (with a URL parameter), matched but 404, unmatched, unhandled error, wrong method."""
+    app, telemetry = build_app()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    import requests
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with requests.Session() as session:
+            statuses = [session.get(base + path, timeout=5).status_code
+                        for path in ("/api/v1/jobs/7", "/api/v1/jobs/8", "/api/v1/missing/x", "/no/such/path",
+                                     "/api/v1/boom")]
+            statuses.append(session.delete(base + "/api/v1/jobs/7", timeout=5).status_code)
+            assert statuses == [200, 200, 404, 404, 500, 405]
+            text = session.get(base + "/metrics", timeout=5).text
+        assert sample_value(text, REQUESTS, labels("GET", "/api/v1/jobs/<int:job_id>", "200")) == 2
+        assert sample_value(text, REQUESTS, labels("GET", "/api/v1/missing/<name>", "404")) == 1
+        assert sample_value(text, REQUESTS, labels("GET", "<unmatched>", "404")) == 1
+        assert sample_value(text, REQUESTS, labels("GET", "/api/v1/boom", "500")) == 1
+        assert sample_value(text, REQUESTS, labels("DELETE", "<unmatched>", "405")) == 1
+        assert sum(1 for labels_ in label_sets(text, REQUESTS)) == 5
+    finally:
+        server.shutdown()
+        telemetry.shutdown()
+
+
+def test_the_route_comes_from_the_request_werkzeug_keeps_in_the_environ():
+    """Werkzeug documents that a request stores itself as environ['werkzeug.request']
+    (populate_request, on for Flask's): while the response starts, that is Flask's
+    request, so the route is one lookup away. If Flask stops doing so, this fails
+    (the request proxy still answers, at its higher cost)."""
+    from flask import request
+
+    from telemetry.http_metrics import route_of
+
+    app = Flask("environ_route", static_folder=None)
+    seen = {}
+
+    @app.get("/items/<int:n>")
+    def item(n):
+        seen["same_request"] = request.environ.get("werkzeug.request") is request._get_current_object()
+        seen["route"] = route_of(request.environ)
+        return "ok"
+
+    assert app.test_client().get("/items/3").status_code == 200
+    assert seen == {"same_request": True, "route": "/items/<int:n>"}
+
+
+def test_a_plain_werkzeug_request_made_in_the_view_does_not_lose_the_route():
+    """A view or extension wrapping the environ in its own werkzeug Request replaces
+    environ['werkzeug.request']; the route then comes from Flask's request proxy."""
+    from werkzeug.wrappers import Request
+
+    app, telemetry = build_app()
+
+    @app.get("/api/v1/raw/<int:n>")
+    def raw(n):
+        from flask import request
+        Request(request.environ)  # populates environ['werkzeug.request'] with itself
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/api/v1/raw/1").status_code == 200
+    assert sample_value(scrape(client), REQUESTS, labels("GET", "/api/v1/raw/<int:n>", "200")) == 1
+    telemetry.shutdown()
