@@ -190,13 +190,8 @@ def fresh_otel_collector(otelcol_binary):
 def victoriametrics():
     """A running single-node VictoriaMetrics of this test's own (scripts/build-victoriametrics)."""
     from harness.victoriametrics_server import VictoriaMetricsServer
-    try:
-        # VictoriaMetrics makes the instrumentation scope labels unless told
-        # not to (otel-collector/vendor.yaml says why the collector cannot).
-        server = VictoriaMetricsServer(flags=["-opentelemetry.promoteScopeMetadata=false"])
-    except ServerUnavailable as exc:
-        missing(str(exc))
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    # VictoriaMetrics makes the instrumentation scope labels unless told
+    # not to (otel-collector/vendor.yaml says why the collector cannot).
+    server = _start(lambda: VictoriaMetricsServer(flags=["-opentelemetry.promoteScopeMetadata=false"]))
+    yield server
+    server.close()
