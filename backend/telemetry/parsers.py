@@ -175,7 +175,11 @@ class PathPatterns(Parser):
 
 @dataclass(frozen=True)
 class Names(Parser):
-    accepted = "a comma-separated list of names"
+    what: str = "names"  # what the items are, for the accepted text
+
+    @property
+    def accepted(self) -> str:
+        return f"a comma-separated list of {self.what}"
 
     def __call__(self, text: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in text.split(",") if item.strip())

@@ -249,7 +249,7 @@ VARIABLES: tuple[Variable, ...] = (
              "provider names the `provider` label accepts up front (more are learned, at most 64)"),
     Variable("SUBLARR_REDIS_URL", ("redis_url",), RedisUrl(), None,
              "Redis to probe for `sublarr_redis_*` (Sublarr's own variable)"),
-    Variable("SUBLARR_METRICS_DISK_PATHS", ("disk_paths",), Names(), (),
+    Variable("SUBLARR_METRICS_DISK_PATHS", ("disk_paths",), Names("paths or label=path pairs"), (),
              "paths (or `label=path`) for `sublarr_disk_usage_percent`",
              shown_default="`/config`, `/media` when present"),
     Variable("SUBLARR_METRICS_SOURCE_TIMEOUT", ("source_timeout",), Decimal(0.05, 5.0, "seconds"), 1.0,
