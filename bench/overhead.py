@@ -1220,21 +1220,20 @@ def table(results: dict) -> str:
             f"prom {wall['prom']['overhead_amortised_us']:+.2f} us (bare {wall['bare_us']:.1f} us/{unit})",
             _fmt_ratio(wall["ratio_amortised"], wall["ratio_amortised_clamped"]), "(info)", ""))
 
+    def scrape_cost_row(title: str, cpu: dict) -> None:
+        rows.append((title,
+                     f"drain {cpu['ours']['drain_per_scrape_ms']:.2f} + render {cpu['ours']['render_per_scrape_ms']:.2f} ms",
+                     f"prom render {cpu['prom']['render_per_scrape_ms']:.2f} ms", "", "(info)", ""))
+
     http = results.get("http")
     if http:
         for mode, m in http["modes"].items():
             overhead_rows(f"HTTP overhead/req, {mode}", m, "req", TARGETS["http_overhead_ratio"])
-            cpu = m["cpu"]
-            rows.append((f"  HTTP scrape every {http['batch']} req, {mode}",
-                         f"drain {cpu['ours']['drain_per_scrape_ms']:.2f} + render {cpu['ours']['render_per_scrape_ms']:.2f} ms",
-                         f"prom render {cpu['prom']['render_per_scrape_ms']:.2f} ms", "", "(info)", ""))
+            scrape_cost_row(f"  HTTP scrape every {http['batch']} req, {mode}", m["cpu"])
     db = results.get("db")
     if db:
         overhead_rows("DB overhead/query (SQLite)", db, "query", TARGETS["db_overhead_ratio"])
-        cpu = db["cpu"]
-        rows.append((f"  DB scrape every {db['batch']} queries",
-                     f"drain {cpu['ours']['drain_per_scrape_ms']:.2f} + render {cpu['ours']['render_per_scrape_ms']:.2f} ms",
-                     f"prom render {cpu['prom']['render_per_scrape_ms']:.2f} ms", "", "(info)", ""))
+        scrape_cost_row(f"  DB scrape every {db['batch']} queries", db["cpu"])
     scrape = results.get("scrape")
     if scrape:
         target = TARGETS["scrape_ratio"]
