@@ -259,6 +259,12 @@ UP_MAPPINGS = value_mappings((0, "down", RED), (1, "up", GREEN))
 BREAKER_MAPPINGS = value_mappings((0, "closed", GREEN), (1, "open", RED), (2, "half open", ORANGE))
 
 
+def up_stat_panel(title: str, description: str, targets, **layout):
+    """A stat of a 0/1 reading (``up``, a source or connection flag): red "down" below 1, green "up" at 1."""
+    return stat_panel(title, description, STATE, targets, thresholds=[(None, RED), (1, GREEN)],
+                      mappings=UP_MAPPINGS, **layout)
+
+
 # --- dashboard --------------------------------------------------------------
 
 def _variables() -> list:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from .common import (BYTES, COUNT, GREEN, OPS, ORANGE, RATIO, RED, SECONDS, STATE, UP_MAPPINGS, Target,
+from .common import (BYTES, COUNT, GREEN, OPS, ORANGE, RATIO, RED, SECONDS, STATE, Target,
                      cache_gauge, cache_rate, gauge_panel, new_dashboard, per_process, quantile,
-                     queue_gauge, rate, sel, shared, stat_panel, table_panel, timeseries_panel, to_dict)
+                     queue_gauge, rate, sel, shared, stat_panel, table_panel, timeseries_panel, to_dict, up_stat_panel)
 
 UID = "sublarr-database"
 TITLE = "Sublarr / Database, cache and queue"
@@ -87,11 +87,11 @@ def cache_row(d: db.Dashboard) -> db.Dashboard:
 def redis_row(d: db.Dashboard) -> db.Dashboard:
     """Collapsed by default: Redis is optional, and without it the row has no data."""
     row = (db.Row("Redis")
-           .with_panel(stat_panel(
+           .with_panel(up_stat_panel(
                "Redis connection", "1 when every process's last Redis round trip succeeded within its "
-               "time bound (the lowest reading wins). No value: Redis is not configured.", STATE,
+               "time bound (the lowest reading wins). No value: Redis is not configured.",
                [f"min({sel('sublarr_redis_connected')})"],
-               thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, width=6, height=8))
+               width=6, height=8))
            .with_panel(timeseries_panel(
                "Redis memory", "Memory used by Redis (INFO memory used_memory), one reading.", BYTES,
                [Target(shared("sublarr_redis_memory_used_bytes"), "used memory")], width=18))

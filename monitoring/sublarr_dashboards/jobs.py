@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from .common import (BYTES, COUNT, GREEN, OPS, PERCENT, RED, SECONDS, STATE, UP_MAPPINGS, Target,
+from .common import (BYTES, COUNT, OPS, PERCENT, SECONDS, STATE, Target,
                      bargauge_panel, increase_over_range, new_dashboard, per_process, quantile, rate, sel,
-                     stat_panel, table_panel, timeseries_panel, to_dict)
+                     table_panel, timeseries_panel, to_dict, up_stat_panel)
 
 UID = "sublarr-jobs"
 TITLE = "Sublarr / Jobs and instances"
@@ -50,12 +50,12 @@ def instances_row(d: db.Dashboard) -> db.Dashboard:
                 "scraped directly or pushing through the collector, and RQ workers.", STATE,
                 [Target(per_process("sublarr_info", ("job", "instance", "version")), instant=True, table=True)],
                 hide=("Time", "Value"), width=12))
-            .with_panel(stat_panel(
+            .with_panel(up_stat_panel(
                 "Scrape targets", "Prometheus's up for each scraped target: the app's metrics path and "
                 "the collector. Processes that push through the collector have no target of their "
-                "own; they are up while their series arrive (see Processes).", STATE,
+                "own; they are up while their series arrive (see Processes).",
                 [Target(f"sum by (job, instance) ({sel('up')})", "{{job}} {{instance}}")],
-                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=12, height=8))
+                graph=False, width=12, height=8))
             .with_panel(timeseries_panel(
                 "CPU by instance", "CPU used by each process, in percent of one core.", PERCENT,
                 [Target(per_process("sublarr_cpu_usage_percent", PROCESS), "{{job}} {{instance}}")]))
@@ -66,12 +66,12 @@ def instances_row(d: db.Dashboard) -> db.Dashboard:
 
 def telemetry_row(d: db.Dashboard) -> db.Dashboard:
     return (d.with_row(db.Row("Telemetry"))
-            .with_panel(stat_panel(
+            .with_panel(up_stat_panel(
                 "State sources", "Whether each telemetry state source (pool, database, cache, redis, "
                 "queue, ...) answered its last read in time, the worst over all processes. A source "
-                "that is down loses only its own series.", STATE,
+                "that is down loses only its own series.",
                 [Target(f"min by (source) ({sel('sublarr_telemetry_source_up')})", "{{source}}")],
-                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False, width=8, height=8))
+                graph=False, width=8, height=8))
             .with_panel(timeseries_panel(
                 "State source errors", "State source reads per second that failed or ran past their "
                 "time budget, by source, over all processes.", OPS,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 
 from .common import (BREAKER_MAPPINGS, BYTES, COUNT, GREEN, OPS, ORANGE, PERCENT, RATIO, RED, REQ_PER_S,
-                     SECONDS, STATE, UP_MAPPINGS, Target, gauge_panel, new_dashboard, per_process,
-                     quantile, queue_gauge, rate, sel, shared, stat_panel, timeseries_panel, to_dict)
+                     SECONDS, STATE, Target, gauge_panel, new_dashboard, per_process,
+                     quantile, queue_gauge, rate, sel, shared, stat_panel, timeseries_panel, to_dict, up_stat_panel)
 
 UID = "sublarr-overview"
 TITLE = "Sublarr / Overview"
@@ -51,11 +51,11 @@ def summary_row(d: db.Dashboard) -> db.Dashboard:
                 "least one process: searches skip them.", COUNT,
                 [f"sum(max by (provider) ({sel('sublarr_circuit_breaker_state')}) > bool 0)"],
                 thresholds=[(None, GREEN), (1, RED)], graph=False))
-            .with_panel(stat_panel(
+            .with_panel(up_stat_panel(
                 "Redis", "Whether every process reaches Redis within its time bound (the lowest "
-                "reading wins). No value: Redis is not configured.", STATE,
+                "reading wins). No value: Redis is not configured.",
                 [f"min({sel('sublarr_redis_connected')})"],
-                thresholds=[(None, RED), (1, GREEN)], mappings=UP_MAPPINGS, graph=False)))
+                graph=False)))
 
 
 def subtitles_row(d: db.Dashboard) -> db.Dashboard:
