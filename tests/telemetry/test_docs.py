@@ -91,6 +91,32 @@ def test_monitoring_guide_reference_and_alert_table_are_current():
         assert re.search(rf"^## {alert}$", runbook, flags=re.M), alert
 
 
+_DELIMITER_ROW = re.compile(r"\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?")
+
+
+def _cell_count(row: str) -> int:
+    """Cells of a Markdown table row as GitHub splits them: on pipes not escaped with a backslash."""
+    row = row.strip().removeprefix("|")
+    if row.endswith("|") and not row.endswith("\\|"):
+        row = row[:-1]
+    return len(re.split(r"(?<!\\)\|", row))
+
+
+def test_every_markdown_table_has_as_many_delimiter_cells_as_header_cells():
+    """GitHub renders a table whose delimiter row has another cell count as plain text."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "monitoring").glob("*.md"))]
+    broken, tables = [], 0
+    for page in pages:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, (header, delimiter) in enumerate(zip(lines, lines[1:]), start=1):
+            if "|" in header and "|" in delimiter and _DELIMITER_ROW.fullmatch(delimiter.strip()):
+                tables += 1
+                if _cell_count(header) != _cell_count(delimiter):
+                    broken.append(f"{page.relative_to(REPO)}:{number}: {header.strip()}")
+    assert tables > 10  # the scan finds the tables (metric references, settings, alerts, ...)
+    assert broken == []
+
+
 def test_monitoring_guide_says_how_long_each_source_keeps_its_last_reading():
     """The 'last good reading kept' column is what the callback layer does."""
     from opentelemetry.sdk.metrics import MeterProvider
