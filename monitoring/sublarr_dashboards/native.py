@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from .common import SECONDS, Target, _agg, new_dashboard, sel, timeseries_panel, to_dict
+from .common import SECONDS, Target, new_dashboard, rate, timeseries_panel, to_dict
 
 UID = "sublarr-native-latency"
 TITLE = "Sublarr / Latency (native histograms)"
@@ -29,8 +29,9 @@ WHEN = {  # row -> when to look at it (the monitoring guide is generated from th
 
 
 def native_quantile(q: float, histogram: str, by: Sequence[str] = ()) -> str:
-    """``histogram_quantile`` over the rate of a native histogram summed over processes."""
-    return f"histogram_quantile({q}, {_agg('sum', by)}(rate({sel(histogram)}[$__rate_interval])))"
+    """``histogram_quantile`` over the rate of a native histogram summed over processes
+    (no ``_bucket`` series and no ``le``: the histogram's own rate, as for a counter)."""
+    return f"histogram_quantile({q}, {rate(histogram, by)})"
 
 
 def percentiles(histogram: str, by: Sequence[str] = (), legend: str = "") -> list[Target]:
