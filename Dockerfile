@@ -13,7 +13,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY examples/refapp ./examples/refapp
-RUN pip install . ./examples/refapp && useradd --system --uid 10001 --home-dir /data sublarr \
+COPY constraints/newest.txt ./constraints/
+# The versions CI tests at the newest end of the ranges.
+RUN pip install -c constraints/newest.txt . ./examples/refapp && useradd --system --uid 10001 --home-dir /data sublarr \
     && mkdir -p /data && chown sublarr /data
 
 USER sublarr
