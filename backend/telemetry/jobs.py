@@ -39,11 +39,4 @@ class JobMetrics:
     def job_finished(self, queue: str, function: str, status: str, seconds: float, span_context=None) -> None:
         """One finished job; ``span_context`` (the job's span, tracing on) becomes the exemplar if sampled."""
         key = (self.queue(queue), self.function(function or "other"), self.status(status))
-        seconds = max(float(seconds), 0.0)
-        if span_context is None:
-            self.jobs.note(key, seconds)
-        else:
-            self.jobs.note_with_span(key, seconds, span_context)
-
-    def drain(self) -> None:
-        self.jobs.drain()
+        self.jobs.note_with_span(key, max(float(seconds), 0.0), span_context)
