@@ -149,7 +149,9 @@ class WorkerTelemetry:
         Why: newer SDKs give a forked child's tracer provider new process-dependent
         resource attributes, a new ``service.instance.id`` among them. The horse
         gets a provider of its own (public API) with the worker's resource and
-        sampler; :meth:`flush_spans` sends what it ended.
+        sampler; :meth:`flush_spans` sends what it ended. Its exporters are new
+        too, which they must be: the inherited ones' pooled connections are
+        sockets the worker still uses.
         """
         from .tracing import build_tracer_provider
 
