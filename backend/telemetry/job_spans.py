@@ -12,8 +12,9 @@ Why in the worker process and not the work-horse: the worker times the job
 for ``sublarr_job_duration_seconds`` and outlives the horse, so the span
 covers the same interval as the observation, becomes its exemplar, and is
 ended (with an error status) even when the horse is killed. It is current
-while the horse is forked, so the horse's own spans (queries, Redis calls)
-are its children; the horse flushes them before it exits
+only where the job runs (the horse inherits it through the fork), so the
+horse's own spans (queries, Redis calls) are its children and the worker's
+heartbeats while it waits are not; the horse flushes its spans before it exits
 (:class:`telemetry.rq_worker.TelemetryWorkerMixin`).
 
 Trace context from the enqueuing request: :func:`inject_creation_context`
@@ -69,11 +70,20 @@ def exception_type_name(exc_type: type) -> str:
 
 
 class JobSpan:
-    """The span of one running job, current in this process until :meth:`finish`."""
+    """The span of one running job; current only where the job runs (:meth:`activate`)."""
 
     def __init__(self, span: trace.Span):
         self.span = span
-        self._token = context.attach(trace.set_span_in_context(span))
+
+    def activate(self) -> object:
+        """Make the span current (around ``perform_job``: in the work-horse, or in-process for
+        a SimpleWorker), so the job's own spans are its children and the worker's bookkeeping
+        while it waits (heartbeats, status reads) is not; returns the token for :meth:`deactivate`."""
+        return context.attach(trace.set_span_in_context(self.span))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        context.detach(token)
 
     @property
     def span_context(self) -> trace.SpanContext:
@@ -96,7 +106,6 @@ class JobSpan:
                     span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}" if error_type
                                            else f"job {status}"))
         finally:
-            context.detach(self._token)
             span.end(end_time=end_time)
 
 

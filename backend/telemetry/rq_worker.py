@@ -212,6 +212,7 @@ class TelemetryWorkerMixin:
         self.telemetry = telemetry or WorkerTelemetry.for_process()
         self._sublarr_capture_path: str | None = None
         self._sublarr_job_error: dict | None = None
+        self._sublarr_job_span = None  # the running job's span, made current in perform_job
         if self.telemetry.job_spans is not None:
             self.push_exc_handler(self._sublarr_note_exception)  # rq's public handler stack
 
@@ -227,6 +228,7 @@ class TelemetryWorkerMixin:
         self._sublarr_job_error = None
         spans = self.telemetry.job_spans
         job_span = spans.start(job, queue.name, getattr(self, "name", None)) if spans is not None else None
+        self._sublarr_job_span = job_span
         started = time.monotonic()
         try:
             return super().execute_job(job, queue)
@@ -243,20 +245,27 @@ class TelemetryWorkerMixin:
                 self.telemetry.job_finished(queue.name, job.func_name, str(status), seconds,
                                             job_span.span_context if job_span is not None else None)
             finally:
-                if job_span is not None:  # always ended and detached: the worker loop goes on
+                self._sublarr_job_span = None
+                if job_span is not None:  # always ended: the worker loop goes on
                     error = (captured or {}).get("job_error") or self._sublarr_job_error
                     job_span.finish(str(status), error if isinstance(error, dict) else None, end_ns)
 
     def perform_job(self, job, queue):
-        if not self.is_horse:
-            return super().perform_job(job, queue)
-        self.telemetry.begin_capture()
+        job_span = self._sublarr_job_span
+        token = job_span.activate() if job_span is not None else None
         try:
-            return super().perform_job(job, queue)
+            if not self.is_horse:
+                return super().perform_job(job, queue)
+            self.telemetry.begin_capture()
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                self.telemetry.end_capture(self._sublarr_capture_path or self.telemetry.capture_path(job.id),
+                                           self._sublarr_job_error)
+                self.telemetry.flush_spans()  # the horse leaves with os._exit: nothing flushes after this
         finally:
-            self.telemetry.end_capture(self._sublarr_capture_path or self.telemetry.capture_path(job.id),
-                                       self._sublarr_job_error)
-            self.telemetry.flush_spans()  # the horse leaves with os._exit: nothing flushes after this
+            if token is not None:
+                job_span.deactivate(token)
 
 
 class Worker(TelemetryWorkerMixin, rq.Worker):

@@ -162,6 +162,46 @@ def test_a_horse_leaving_slowly_is_not_in_the_job_duration_or_its_span(redis_url
     assert abs((span.end_time - span.start_time) / 1e9 - seconds) < 0.05
 
 
+def current_span_id() -> str:
+    """A job: the id of the span current while it runs."""
+    from opentelemetry.trace import get_current_span
+
+    return format(get_current_span().get_span_context().span_id, "016x")
+
+
+class BusyWhileWaiting(Worker):
+    """A forking worker that does traced bookkeeping of its own while the horse works."""
+
+    def monitor_work_horse(self, job, queue):
+        tracer = self.telemetry.pipeline.tracer_provider.get_tracer("test.bookkeeping")
+        with tracer.start_as_current_span("worker bookkeeping"):
+            pass
+        return super().monitor_work_horse(job, queue)
+
+
+@pytest.mark.parametrize("worker_class", [BusyWhileWaiting, SimpleWorker], ids=["forking", "simple"])
+def test_the_job_span_is_current_where_the_job_runs_and_not_around_the_workers_waiting(
+        worker_class, redis_url, capsys):
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("sublarr", connection=connection)
+    job = queue.enqueue(current_span_id)
+    telemetry, exporter = traced_worker_telemetry()
+    try:
+        worker_class([queue], connection=connection, telemetry=telemetry).work(burst=True)
+        spans = exporter.get_finished_spans()
+    finally:
+        telemetry.shutdown()
+    capsys.readouterr()
+
+    (job_span,) = [s for s in spans if s.instrumentation_scope.name == "telemetry.rq_worker"]
+    job.refresh()
+    assert job.return_value() == format(job_span.context.span_id, "016x")
+    for span in spans:
+        if span.name == "worker bookkeeping":
+            assert span.parent is None, "the worker's own work while it waits is no child of the job"
+    assert any(s.name == "worker bookkeeping" for s in spans) == (worker_class is BusyWhileWaiting)
+
+
 def test_traced_queue_links_the_job_span_to_the_enqueuing_span(redis_url, capsys):
     from opentelemetry.sdk.trace import TracerProvider
 
