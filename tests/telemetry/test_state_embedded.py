@@ -286,3 +286,36 @@ def test_a_redis_that_never_answers_does_not_stall_the_scrape(tmp_path):
         app.job_queue.shutdown(wait=True)
     finally:
         blackhole.close()
+
+
+def test_the_redis_and_rq_queue_sources_make_one_probe_client_between_them(monkeypatch):
+    """Both sources start together in their own threads: one client, never a second one left unclosed."""
+    import threading
+
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from telemetry.state import callbacks, redis as redis_state
+
+    made, real = [], redis_state.probe_client
+
+    def slow_probe_client(url, timeout_seconds=0.5):
+        time.sleep(0.05)  # widens the window in which a second thread finds no client yet
+        client = real(url, timeout_seconds)
+        made.append(client)
+        return client
+
+    monkeypatch.setattr(redis_state, "probe_client", slow_probe_client)
+    layer = callbacks.CallbackLayer(MeterProvider().get_meter("probe-test"),
+                                    StateTargets(redis_url="redis://127.0.0.1:1/0"))
+    start, clients = threading.Barrier(4), []
+
+    def first_read():
+        start.wait()
+        clients.append(layer._redis_probe())
+    threads = [threading.Thread(target=first_read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    layer.close()
+    assert len(made) == 1 and all(client is made[0] for client in clients)

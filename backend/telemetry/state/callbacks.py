@@ -11,6 +11,7 @@ series; everything else in the scrape is unaffected.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -58,6 +59,7 @@ class CallbackLayer:
         self._probe_engines: dict[int, Any] = {}
         self._queue_kinds: dict[int, queue_state.QueueKind] = {}
         self._redis_client = None
+        self._redis_client_lock = threading.Lock()
         self._redis_timeout = redis_timeout
         self._sampler = process_state.ProcessSampler()
         self.sources: dict[str, Source] = {
@@ -237,9 +239,7 @@ class CallbackLayer:
     def _read_redis(self):
         if not self.targets.redis_url:
             return None
-        if self._redis_client is None:
-            self._redis_client = redis_state.probe_client(self.targets.redis_url, self._redis_timeout)
-        return redis_state.read_redis(self._redis_client)
+        return redis_state.read_redis(self._redis_probe())
 
     def _read_queue(self):
         job_queue = target(self.targets.queue)
@@ -256,9 +256,18 @@ class CallbackLayer:
     def _rq_probe_connection(self):
         if not self.targets.redis_url:
             raise RuntimeError("an RQ queue needs a Redis URL for its counts (SUBLARR_REDIS_URL)")
-        if self._redis_client is None:
-            self._redis_client = redis_state.probe_client(self.targets.redis_url, self._redis_timeout)
-        return self._redis_client
+        return self._redis_probe()
+
+    def _redis_probe(self):
+        """The one time-bounded client of the Redis and RQ queue sources, made on first use.
+
+        Both sources are kicked at the same time, each in its own thread: the lock
+        keeps them from making two clients (the one overwritten would never be closed).
+        """
+        with self._redis_client_lock:
+            if self._redis_client is None:
+                self._redis_client = redis_state.probe_client(self.targets.redis_url, self._redis_timeout)
+            return self._redis_client
 
     def _read_breakers(self):
         mapping = target(self.targets.breakers)
@@ -280,4 +289,3 @@ class CallbackLayer:
         self._probe_engines.clear()
         if self._redis_client is not None:
             self._redis_client.close()
-
