@@ -262,10 +262,10 @@ FAMILIES: tuple[Family, ...] = (
     # Background jobs (beyond the contract; recorded by the RQ worker integration)
     Family("sublarr_job_duration_seconds", Kind.HISTOGRAM, "s",
            "Time a background job took, by queue, function and final status.", "jobs",
-           (_queue, _function, _job_status), JOB_BUCKETS, source="telemetry.rq worker"),
+           (_queue, _function, _job_status), JOB_BUCKETS, source="telemetry.rq_worker"),
     Family("sublarr_jobs_total", Kind.COUNTER, "",
            "Background jobs finished, by queue, function and final status.", "jobs",
-           (_queue, _function, _job_status), source="telemetry.rq worker"),
+           (_queue, _function, _job_status), source="telemetry.rq_worker"),
     # Telemetry's own health (beyond the contract)
     Family("sublarr_telemetry_source_up", Kind.GAUGE, "",
            "1 when the state source answered its last read in time, else 0.", "telemetry",
@@ -299,7 +299,6 @@ def family(name: str) -> Family:
 
 def families(group: str | None = None) -> tuple[Family, ...]:
     return tuple(f for f in FAMILIES if group is None or f.group == group)
-
 
 
 SERVICE_NAME_DEFAULT = "sublarr"

@@ -5,7 +5,7 @@ in a forked child, where it would re-send the parent's cumulative points
 (double counting, and under the parent's identity). Here a child never
 exports through its parent's reader: the web side builds a fresh pipeline
 after a fork (new ``service.instance.id``), and an RQ work-horse hands what it
-recorded back to its worker instead (see :mod:`telemetry.rq`).
+recorded back to its worker instead (see :mod:`telemetry.rq_worker`).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 
 from ._compat import NoRestartInForkedChild
 from .histograms import InjectingReaderMixin
+
 
 class ProcessLocalReader(NoRestartInForkedChild, InjectingReaderMixin, PeriodicExportingMetricReader):
     """A periodic reader that exports only from the process that created it
