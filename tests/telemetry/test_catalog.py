@@ -115,3 +115,17 @@ def test_bounded_dynamic_label_caps_new_values():
     seen = {bound(f"p{i}") for i in range(label.cap * 3)}
     assert len(seen - {"other"}) == label.cap - 1  # the seed took one slot
     assert bound("opensubtitles") == "opensubtitles" and "other" in seen
+
+
+def test_the_source_label_bound_is_the_callback_layers_sources():
+    """``sublarr_telemetry_source_*{source}`` is closed: a source added to the layer must be added here too."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from telemetry.state.callbacks import CallbackLayer, StateTargets
+
+    provider = MeterProvider()
+    try:
+        layer = CallbackLayer(provider.get_meter("sources-test"), StateTargets())
+        assert set(layer.sources) == catalog.SOURCES
+    finally:
+        provider.shutdown()
