@@ -99,14 +99,17 @@ class SublarrSeams:
 
     def _download(self, original: Callable) -> Callable:
         @functools.wraps(original)
-        def download(provider, result=None, *args, **kwargs):
+        def download(provider, *args, **kwargs):
+            # The arguments pass through as given: a subclass may name its parameter
+            # otherwise than ``result``, and a caller may pass it by that name.
             if self._nested():
-                return original(provider, result, *args, **kwargs)
+                return original(provider, *args, **kwargs)
             self._busy.depth = 1
             try:
-                content = original(provider, result, *args, **kwargs)
+                content = original(provider, *args, **kwargs)
             finally:
                 self._busy.depth = 0
+            result = args[0] if args else next(iter(kwargs.values()), None)
             events.provider_downloaded(_provider_name(provider), _format_of(result))
             return content
         return download

@@ -103,3 +103,25 @@ def test_absent_or_changed_seams_wrap_nothing(app):
     seams = SublarrSeams({"translator.core": changed}).instrument()
     assert seams.active == []
     assert changed.translate_file is None
+
+
+def test_a_download_whose_parameter_has_another_name_is_called_as_the_caller_wrote_it(app):
+    """The wrapper must not change the call: ``download(subtitle=...)`` on a provider naming it so."""
+    modules, _, _ = sublarr_modules()
+    base = modules["providers.base"].SubtitleProvider
+
+    class Jimaku(base):
+        name = "jimaku"
+
+        def download(self, subtitle):
+            return subtitle["format"].encode()
+
+    seams = SublarrSeams(modules).instrument()
+    try:
+        assert Jimaku().download(subtitle={"format": "VTT"}) == b"VTT"
+        assert Jimaku().download({"format": "SRT"}) == b"SRT"
+    finally:
+        seams.uninstrument()
+    text = scrape(app.test_client())
+    for fmt in ("vtt", "srt"):
+        assert sample_value(text, "sublarr_provider_download_total", {"provider": "jimaku", "format": fmt}) == 1
