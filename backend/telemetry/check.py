@@ -34,7 +34,7 @@ OPTIONAL = {
     "sublarr_jobs_total": "needs an RQ worker (telemetry.rq_worker) pushing over OTLP or "
                           "serving SUBLARR_METRICS_LISTEN",
 }
-NEEDS_SOURCE = {  # family group or name -> the source whose presence makes it expected
+NEEDS_SOURCE = {  # family name -> the source whose presence makes it expected
     "sublarr_redis_connected": "redis", "sublarr_redis_memory_used_bytes": "redis",
     "sublarr_disk_usage_percent": "disk",
     "sublarr_job_queue_size": "job_queue", "sublarr_wanted_queue_size": "wanted",
