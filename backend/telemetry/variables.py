@@ -288,7 +288,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SUBLARR_METRICS_PASSWORD_FILE", ("password",), SecretFile(), None,
              "a file holding the password, read like the token file", rules=(AUTH,)),
     Variable("SUBLARR_METRICS_LISTEN", ("listen",), Listen(), None,
-             "serve metrics on their own port instead of the app's (single-process servers, RQ workers)"),
+             "serve metrics on their own port instead of the app's (single-process servers, RQ workers); "
+             "`:PORT` alone listens on every interface (`0.0.0.0`)"),
     Variable("OTEL_TRACES_EXPORTER", ("traces_exporters",), Exporters(TRACE_EXPORTERS), (),
              "`otlp` (or `console`) turns tracing on: request, query and Redis spans and exemplars "
              "([tracing.md](tracing.md)); needs `sublarr-telemetry[tracing]`", shown_default="`none`"),
