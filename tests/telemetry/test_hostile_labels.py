@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from harness.support import disk_used_percent, require_binary
+from harness.support import disk_used_percent, require_binary, samples
 from telemetry import Settings, StateTargets, Telemetry, events, sublarr_metrics
 from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
 
@@ -181,12 +181,12 @@ def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app, tmp_path)
     _promtool_accepts(final)
     assert not telemetry.pipeline.callbacks.sources["disk"].health.last_error, "disk source failed as a whole"
     odd_mount = telemetry.settings.disk_paths[1]  # the directory whose name is not UTF-8
-    disks = {labels["mount"]: value for labels, value in _samples(final, "sublarr_disk_usage_percent")}
+    disks = {labels["mount"]: value for labels, value in samples(final, "sublarr_disk_usage_percent")}
     assert disks == {str(tmp_path): pytest.approx(disk_used_percent(tmp_path), abs=1),
                      clean_value(odd_mount): pytest.approx(disk_used_percent(odd_mount), abs=1)}
     assert clean_value(odd_mount).endswith("media-\ufffd\ufffd")
-    rewritten = {labels["family"]: value for labels, value in _samples(final, "sublarr_telemetry_label_values_"
-                                                                              "sanitized_total")}
+    rewritten = {labels["family"]: value for labels, value in samples(final, "sublarr_telemetry_label_values_"
+                                                                             "sanitized_total")}
     for family in ("sublarr_provider_search_total", "sublarr_disk_usage_percent", "sublarr_info"):
         assert rewritten.get(family, 0) >= 1, (family, rewritten)
     assert 'version="1.0\ufffd\x00"' in final  # the surrogate replaced, the NUL carried as is
@@ -195,10 +195,6 @@ def test_no_value_through_any_entry_point_breaks_a_scrape(hostile_app, tmp_path)
 def _wsgi_text(text: str) -> str:
     """What a WSGI server puts in environ: the raw request bytes decoded as latin-1."""
     return text.encode("utf-8", "surrogatepass").decode("latin-1")
-
-
-def _samples(text, name):
-    return [(dict(s.labels), s.value) for f in parse_text(text) for s in f.samples if s.name == name]
 
 
 # -- a real Prometheus ------------------------------------------------------------------------
