@@ -16,7 +16,7 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harness.support import REPO, disk_used_percent, parse, sample_value, scrape
+from harness.support import REPO, disk_used_percent, parse, sample_value, samples, scrape
 from telemetry import Settings, SettingsError, StateTargets, Telemetry, TelemetryConfigError
 from telemetry import variables
 from telemetry.settings import MIN_EXPORT_INTERVAL_MS
@@ -245,13 +245,8 @@ def test_metrics_route_under_another_spelling_is_not_measured(spelling):
         text = scrape(client)
     finally:
         telemetry.shutdown()
-    endpoints = {labels["endpoint"] for labels in _label_sets(text, "sublarr_http_requests_total")}
+    endpoints = {labels["endpoint"] for labels, _ in samples(text, "sublarr_http_requests_total")}
     assert endpoints == {"/api/v1/ping"}, endpoints
-
-
-def _label_sets(text, name):
-    from prometheus_client.parser import text_string_to_metric_families
-    return [dict(s.labels) for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
 
 
 def test_one_broken_breaker_hides_none_of_the_others(caplog):

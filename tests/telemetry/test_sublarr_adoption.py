@@ -16,7 +16,7 @@ import textwrap
 import pytest
 from flask import Flask, jsonify, request
 
-from harness.support import catalog_label_problems, parse, sample_value, wait_for
+from harness.support import catalog_label_problems, parse, sample_value, samples, wait_for
 from telemetry import discovery
 
 API_KEY = "s3cret-key"
@@ -172,17 +172,16 @@ def test_nothing_sublarr_had_is_lost(sublarr_app, tmp_path):
 
     def all_sources_up():  # a first read may be late on a busy machine; it is retried
         text = scrape(client)
-        down = [dict(s)["source"] for s in _label_sets(text, "sublarr_telemetry_source_up")
-                if sample_value(text, "sublarr_telemetry_source_up", dict(s)) != 1]
+        down = [labels["source"] for labels, up in samples(text, "sublarr_telemetry_source_up") if up != 1]
         return text if not down else None
     text = wait_for(all_sources_up, timeout=10, interval=0.5, what="every state source up")
     assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "subdl"}) == 1
     assert sample_value(text, "sublarr_circuit_breaker_state", {"provider": "opensubtitles"}) == 0
     assert sample_value(text, "sublarr_job_queue_size") == pending
     assert sample_value(text, "sublarr_wanted_queue_size") == wanted
-    assert {dict(labels)["mount"] for labels in _label_sets(text, "sublarr_disk_usage_percent")} == {"config"}
+    assert {labels["mount"] for labels, _ in samples(text, "sublarr_disk_usage_percent")} == {"config"}
     assert sample_value(text, "sublarr_info", {"version": VERSION}) == 1
-    assert {dict(s)["source"] for s in _label_sets(text, "sublarr_telemetry_source_up")} >= {
+    assert {labels["source"] for labels, _ in samples(text, "sublarr_telemetry_source_up")} >= {
         "breakers", "job_queue", "wanted", "disk", "info", "database", "queue", "cache"}
     assert sample_value(text, "sublarr_http_requests_total",
                         {"method": "POST", "endpoint": "/api/v1/translate", "status": "202"}) == 3
@@ -219,7 +218,7 @@ def test_no_second_open_door_and_the_scrape_is_not_a_request(sublarr_app):
         text = scrape(client)
     text = scrape(client, query_string={"apikey": API_KEY})
     assert sample_value(text, "sublarr_http_requests_in_progress") == 0
-    endpoints = {dict(s).get("endpoint") for s in _label_sets(text, "sublarr_http_requests_total")}
+    endpoints = {labels.get("endpoint") for labels, _ in samples(text, "sublarr_http_requests_total")}
     assert "/api/v1/metrics" not in endpoints, "scrapes are not HTTP requests"
     assert "/<path:path>" in endpoints, "the SPA answered /metrics and is measured like any route"
 
@@ -262,11 +261,6 @@ def test_old_module_api_keeps_working(sublarr_app):
     text = body.decode()
     assert sample_value(text, "sublarr_provider_download_total", {"provider": "podnapisi", "format": "srt"}) == 1
     assert parse(text)["sublarr_info"] == [("sublarr_info", {"version": VERSION}, 1.0)]
-
-
-def _label_sets(text, name):
-    from harness.support import label_sets
-    return sorted(label_sets(text, name), key=sorted)
 
 
 def test_a_metrics_route_registered_after_adoption_still_leaves_one_door(monkeypatch):
@@ -324,7 +318,7 @@ def test_any_route_serving_generate_metrics_is_not_an_http_request(monkeypatch):
     text = client.get("/api/v1/prom").get_data(as_text=True)
     telemetry.shutdown()
     assert sample_value(text, "sublarr_http_requests_in_progress") == 0
-    endpoints = {dict(s).get("endpoint") for s in _label_sets(text, "sublarr_http_requests_total")}
+    endpoints = {labels.get("endpoint") for labels, _ in samples(text, "sublarr_http_requests_total")}
     assert endpoints == {"/api/v1/ping"}
 
 
