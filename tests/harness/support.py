@@ -99,8 +99,9 @@ def label_sets(text: str, sample_name: str) -> set[frozenset]:
     return sets
 
 
-def scrape(client, path: str = "/metrics") -> str:
-    response = client.get(path)
+def scrape(client, path: str = "/metrics", **request) -> str:
+    """The exposition a Flask test client gets from ``path`` (``request``: headers, query_string...)."""
+    response = client.get(path, **request)
     assert response.status_code == 200, response.data[:500]
     return response.get_data(as_text=True)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from harness.support import disk_used_percent, require_binary, samples
+from harness.support import disk_used_percent, require_binary, samples, scrape
 from telemetry import Settings, StateTargets, Telemetry, events, sublarr_metrics
 from telemetry.labels import MAX_VALUE_CHARS, LabelSanitizer, as_text, clean_value
 
@@ -74,9 +74,7 @@ def _encodable(text: str) -> bool:
 
 def _check_exposition(client) -> str:
     """Scrape both formats; both parse; every label value is valid UTF-8."""
-    response = client.get("/metrics")
-    assert response.status_code == 200, response.data[:300]
-    text = response.get_data(as_text=True)
+    text = scrape(client)
     for family in parse_text(text):
         for sample in family.samples:
             assert all(_valid_utf8(v) for v in sample.labels.values()), sample

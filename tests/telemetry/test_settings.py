@@ -102,17 +102,11 @@ def test_an_explicit_path_that_is_a_route_is_served_by_telemetry_behind_the_apps
     telemetry = init_telemetry(app, settings=Settings.from_env({"SUBLARR_METRICS_PATH": "/api/v1/metrics"}))
     client = app.test_client()
     assert client.get("/api/v1/metrics").status_code == 401
-    text = scrape_with(client, "/api/v1/metrics", {"X-Api-Key": "k"})
+    text = scrape(client, "/api/v1/metrics", headers={"X-Api-Key": "k"})
     assert "sublarr_http_requests_in_progress 0.0" in text, "the scrape is not in progress"
     assert "sublarr_http_requests_total{" not in text, "nor counted"
     assert client.get("/metrics").status_code == 404, "no second route"
     telemetry.shutdown()
-
-
-def scrape_with(client, path, headers):
-    response = client.get(path, headers=headers)
-    assert response.status_code == 200, response.data[:300]
-    return response.get_data(as_text=True)
 
 
 def test_disabled_app_serves_and_metrics_says_why():

@@ -16,6 +16,7 @@ import textwrap
 import pytest
 from flask import Flask, jsonify, request
 
+from harness import support
 from harness.support import catalog_label_problems, parse, sample_value, samples, wait_for
 from telemetry import discovery
 
@@ -150,10 +151,9 @@ def sublarr_app(backend, tmp_path):
     app.job_queue.shutdown(wait=True)
 
 
-def scrape(client, **kwargs):
-    response = client.get("/api/v1/metrics", headers=HEADERS, **kwargs)
-    assert response.status_code == 200, response.data[:300]
-    return response.get_data(as_text=True)
+def scrape(client, headers=HEADERS, **request):
+    """Sublarr's /api/v1/metrics, with the API key in the header unless given otherwise."""
+    return support.scrape(client, "/api/v1/metrics", headers=headers, **request)
 
 
 def test_nothing_sublarr_had_is_lost(sublarr_app, tmp_path):
@@ -216,7 +216,7 @@ def test_no_second_open_door_and_the_scrape_is_not_a_request(sublarr_app):
     assert telemetry_routes(sublarr_app) == [], "telemetry added no route"
     for _ in range(3):
         text = scrape(client)
-    text = scrape(client, query_string={"apikey": API_KEY})
+    text = scrape(client, headers={}, query_string={"apikey": API_KEY})  # the key as ?apikey= only
     assert sample_value(text, "sublarr_http_requests_in_progress") == 0
     endpoints = {labels.get("endpoint") for labels, _ in samples(text, "sublarr_http_requests_total")}
     assert "/api/v1/metrics" not in endpoints, "scrapes are not HTTP requests"
