@@ -47,8 +47,8 @@ def test_ci_runs_the_readme_test_command():
     commands = [line for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert "mktemp -d" in ci and 'cd "$copy"' in commands
     suites = [i for i, line in enumerate(commands) if re.match(r"scripts/test(-lowest)?\b", line)]
+    assert suites and min(suites) > commands.index('cd "$copy"'), "CI runs no scripts/test in the copy"
     assert re.match(r"scripts/test -q\b", commands[suites[0]])
-    assert suites and min(suites) > commands.index('cd "$copy"')
 
 
 def test_settings_reference_is_current():
