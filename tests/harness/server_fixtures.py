@@ -1,4 +1,4 @@
-"""pytest fixtures around tests/servers.py and tests/collector.py: one Redis, one
+"""pytest fixtures around harness/servers.py and harness/collector.py: one Redis, one
 PostgreSQL and one OpenTelemetry Collector per session.
 
 Registered from conftest.py via ``pytest_plugins = ["harness.server_fixtures"]``.
@@ -103,7 +103,7 @@ def running_otel_collector(otel_collector):
     return otel_collector
 
 
-# --- Prometheus (tests/prometheus_server.py) and a private collector ----------
+# --- Prometheus (harness/prometheus_server.py) and a private collector ----------
 
 @pytest.fixture(scope="session", params=LINES)
 def prometheus_line(request) -> str:
