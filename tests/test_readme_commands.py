@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.compose import compose_binary
 from harness.net import answers_ok
 from harness.support import REPO, free_port, missing, terminate, wait_for
 
@@ -46,13 +47,6 @@ def shown_commands() -> list[tuple[str, str]]:
         prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
         found += [(name, c) for c in re.findall(r"`([^`\n]+)`", prose) if _COMMAND_START.match(c)]
     return found
-
-
-def compose_binary() -> str:
-    result = subprocess.run([str(REPO / "scripts" / "build-compose"), "--print-path"], capture_output=True, text=True)
-    if result.returncode != 0:
-        missing("Docker Compose is not built (scripts/build-compose)")
-    return result.stdout.strip()
 
 
 def check_executable(command: str, tmp_path: Path) -> None:

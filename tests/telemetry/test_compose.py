@@ -2,12 +2,12 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
+from harness.compose import compose_binary
 from harness.support import REPO, missing
 
 COMPOSE_FILES = ["compose.yaml", "compose.direct.yaml", "compose.otlp.yaml"]
@@ -92,16 +92,6 @@ def test_direct_prometheus_config_is_valid(promtool_binary):
     result = subprocess.run([promtool_binary, "check", "config", str(REPO / "monitoring/prometheus/prometheus.direct.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def compose_binary() -> str:
-    binary = os.environ.get("SUBLARR_DOCKER_COMPOSE") or shutil.which("docker-compose")
-    cached = subprocess.run([str(REPO / "scripts" / "build-compose"), "--print-path"], capture_output=True, text=True)
-    if not binary and cached.returncode == 0:
-        binary = cached.stdout.strip()
-    if not binary:
-        missing("docker compose is not built (scripts/build-compose)")
-    return binary
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
