@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 
@@ -44,6 +45,7 @@ from .extension import _tracing_available
 _log = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
 HORSE_SPAN_FLUSH_SECONDS = 1.0
+HORSE_SPAN_FLUSH_GRACE_SECONDS = 0.5  # beyond the SDK's own timeout, before the horse leaves anyway
 
 
 class WorkerTelemetry:
@@ -176,13 +178,33 @@ class WorkerTelemetry:
             _log.warning("sublarr telemetry: a work-horse could not hand over its metrics: %s", exc)
 
     def flush_spans(self) -> None:
-        """In a work-horse, before ``os._exit``: send its spans (bounded, like the exit flush)."""
+        """In a work-horse, before ``os._exit``: send its spans, waiting at most about
+        ``HORSE_SPAN_FLUSH_SECONDS``.
+
+        Why a thread: the SDK's batch processor exports on the flushing thread and
+        does not bound the export itself, and a forked child can block for ever
+        there (a module lock held by a parent thread at fork time: seen with
+        ``requests`` importing ``netrc`` on the exporter's first call). The horse
+        must leave whatever happens, so the flush runs in a daemon thread that
+        ``os._exit`` ends; spans it could not send are logged, never waited for.
+        """
         provider = self.pipeline.tracer_provider
-        if provider is not None:
+        if provider is None:
+            return
+        done = threading.Event()
+
+        def flush() -> None:
             try:
                 provider.force_flush(timeout_millis=int(HORSE_SPAN_FLUSH_SECONDS * 1000))
             except Exception as exc:  # noqa: BLE001 - the job is done; its spans are best effort
                 _log.warning("sublarr telemetry: a work-horse could not send its spans: %s", exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=flush, name="sublarr-horse-span-flush", daemon=True).start()
+        if not done.wait(HORSE_SPAN_FLUSH_SECONDS + HORSE_SPAN_FLUSH_GRACE_SECONDS):
+            _log.warning("sublarr telemetry: a work-horse left with spans unsent: their export was still "
+                         "blocked after %.1f s", HORSE_SPAN_FLUSH_SECONDS + HORSE_SPAN_FLUSH_GRACE_SECONDS)
 
     def shutdown(self) -> None:
         """Final export (also run at interpreter exit)."""
@@ -215,6 +237,9 @@ class TelemetryWorkerMixin:
         self._sublarr_job_span = None  # the running job's span, made current in perform_job
         if self.telemetry.job_spans is not None:
             self.push_exc_handler(self._sublarr_note_exception)  # rq's public handler stack
+            # The OTLP/HTTP exporter's first request imports netrc (through requests); imported
+            # here, before any fork, no horse can inherit that import half done (see flush_spans).
+            import netrc  # noqa: F401
 
     def _sublarr_note_exception(self, job, exc_type, exc_value, traceback):
         """Remember what the job raised, for its span (the horse hands it over)."""

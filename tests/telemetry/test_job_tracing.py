@@ -323,7 +323,8 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
                PYTHONPATH=str(REPO / "backend"), OTEL_SERVICE_NAME=worker_service,
                SUBLARR_METRICS_LISTEN=f"127.0.0.1:{port}", OTEL_METRICS_EXPORTER="prometheus,otlp")
     log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log)
+    worker = subprocess.Popen([sys.executable, "-m", "refapp.worker"], env=env, stdout=log, stderr=log,
+                              start_new_session=True)  # its group: horses included, killed at the end
     started = time.time() - 5
     try:
         wait_for(lambda: get_text(f"http://127.0.0.1:{port}/metrics"), timeout=30, what="the worker's metrics listener")
@@ -352,6 +353,10 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)  # a horse left behind must not take later tests' jobs
+        except ProcessLookupError:
+            pass
         log.close()
         close_refapp(app, telemetry)  # flushes the request spans
 
@@ -403,8 +408,40 @@ def test_job_exemplars_reach_prometheus_and_name_job_spans_at_the_collector(
     log_text = collector_log(debug_collector)
     for trace_id in requests_:
         assert re.search(rf"SpanLink #0\s+-> Trace ID: {trace_id}", log_text), trace_id
-    assert "could not send its spans" not in (tmp_path / "worker.log").read_text()
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert "could not send its spans" not in worker_log and "spans unsent" not in worker_log, worker_log
 
+
+
+def test_a_horses_span_flush_that_never_returns_does_not_keep_the_horse(caplog):
+    """The SDK's flush exports on the calling thread without a bound of its own; a horse
+    blocked there (a lock inherited from the fork) must still leave, and say what it lost."""
+    import threading
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from telemetry.rq_worker import HORSE_SPAN_FLUSH_GRACE_SECONDS, HORSE_SPAN_FLUSH_SECONDS
+
+    class NeverFlushes(SpanProcessor):
+        def __init__(self):
+            self.release = threading.Event()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            self.release.wait()
+            return True
+
+    telemetry, _ = traced_worker_telemetry()
+    blocked = NeverFlushes()
+    telemetry.pipeline.tracer_provider.add_span_processor(blocked)
+    flushing = threading.Thread(target=telemetry.flush_spans)
+    try:
+        flushing.start()
+        flushing.join(timeout=HORSE_SPAN_FLUSH_SECONDS + HORSE_SPAN_FLUSH_GRACE_SECONDS + 10)
+        assert not flushing.is_alive(), "flush_spans waited for a flush that never returns"
+        assert any("spans unsent" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    finally:
+        blocked.release.set()
+        telemetry.shutdown()
 
 
 @pytest.mark.parametrize("captured, expected", [
